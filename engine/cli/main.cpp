@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int exit_code = 0;
   rapport::cli::AddGenerateCommand(app, &exit_code);
+  rapport::cli::AddValidateCommand(app, &exit_code);
+  rapport::cli::AddReplayCommand(app, &exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

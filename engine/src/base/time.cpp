@@ -145,8 +145,9 @@ std::optional<Duration> ParseDuration(std::string_view s) {
     size_t start = pos;
     int64_t n = 0;
     while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      if (n > (INT64_MAX / 10)) return std::nullopt;
-      n = n * 10 + (s[pos] - '0');
+      int digit = s[pos] - '0';
+      if (n > (INT64_MAX - digit) / 10) return std::nullopt;
+      n = n * 10 + digit;
       ++pos;
     }
     if (pos == start || pos == s.size()) return std::nullopt;
@@ -174,13 +175,14 @@ std::optional<Duration> ParseDuration(std::string_view s) {
 std::string FormatDuration(Duration d) {
   if (d.ms == 0) return "0s";
   std::string out;
-  int64_t ms = d.ms;
-  if (ms < 0) {
+  // Unsigned, so that the magnitude of INT64_MIN is representable.
+  uint64_t ms = static_cast<uint64_t>(d.ms);
+  if (d.ms < 0) {
     out += '-';
-    ms = -ms;
+    ms = 0 - ms;
   }
   struct Unit {
-    int64_t ms;
+    uint64_t ms;
     const char* name;
   };
   static constexpr Unit kUnits[] = {{kMsPerDay, "d"}, {kMsPerHour, "h"}, {kMsPerMinute, "m"}, {kMsPerSecond, "s"},

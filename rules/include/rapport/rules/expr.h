@@ -79,12 +79,13 @@ struct Value {
   std::string_view string;
 
   static Value Unknown() { return Value{}; }
-  static Value Null() { return Value{Kind::kNull}; }
-  static Value Bool(bool b) { Value v{Kind::kBool}; v.boolean = b; return v; }
-  static Value Number(double n) { Value v{Kind::kNumber}; v.number = n; return v; }
-  static Value String(std::string_view s) { Value v{Kind::kString}; v.string = s; return v; }
-  static Value Time(EventTime t) { Value v{Kind::kTime}; v.ms = t.ms; return v; }
-  static Value Dur(Duration d) { Value v{Kind::kDuration}; v.ms = d.ms; return v; }
+  static Value Null() { return Of(Kind::kNull); }
+  static Value Bool(bool b) { Value v = Of(Kind::kBool); v.boolean = b; return v; }
+  static Value Number(double n) { Value v = Of(Kind::kNumber); v.number = n; return v; }
+  static Value String(std::string_view s) { Value v = Of(Kind::kString); v.string = s; return v; }
+  static Value Time(EventTime t) { Value v = Of(Kind::kTime); v.ms = t.ms; return v; }
+  static Value Dur(Duration d) { Value v = Of(Kind::kDuration); v.ms = d.ms; return v; }
+  static Value Of(Kind k) { Value v; v.kind = k; return v; }
 
   bool IsTrue() const { return kind == Kind::kBool && boolean; }
   bool IsPresent() const { return kind != Kind::kUnknown && kind != Kind::kNull; }

@@ -1,0 +1,180 @@
+// Processor: applies one stream's events, in order, to customer state and
+// fires the campaigns (DESIGN.md, "Processing" and "Time and timers").
+//
+// For each event: advance the stream clock to the event's time, firing every
+// timer due at or before it in (due, customer, campaign) order; load the
+// profile (cache, then RocksDB); update the built-in and declared aggregates
+// and the ladder stage; re-arm inactivity timers; offer the event to the
+// campaigns subscribed to its type (and to those of a ladder stage it
+// entered), in campaign-id order; apply limits, group priority and holdout;
+// then fire the actions or arm the delay timers.
+//
+// Actions go to the ActionSink as they fire. State changes stay in a
+// bounded write-back cache and reach RocksDB in Commit(), one WriteBatch per
+// commit group holding profiles, timers, the clock and the source position.
+//
+// Lifecycle and threads: one Processor per stream (a file, a Kafka
+// partition), used from one thread. It borrows the StateStore and the sink,
+// which must outlive it. SetRules() swaps the rule set between events.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "rapport/engine/event.h"
+#include "rapport/engine/profile.h"
+#include "rapport/engine/state_store.h"
+#include "rapport/engine/status.h"
+#include "rapport/engine/time.h"
+#include "rapport/rules/expr.h"
+#include "rapport/rules/rule_set.h"
+
+namespace rapport {
+
+// Why a campaign that matched did not send.
+#define RAPPORT_SUPPRESSIONS(X)          \
+  X(kOnce, "once_per_customer")          \
+  X(kCooldown, "cooldown")               \
+  X(kCap, "at_most")                     \
+  X(kGroup, "group_priority")            \
+  X(kRecheck, "recheck_failed")          \
+  X(kDelayPending, "delay_already_pending")
+
+enum class Suppression : uint8_t {
+#define RAPPORT_X(e, name) e,
+  RAPPORT_SUPPRESSIONS(RAPPORT_X)
+#undef RAPPORT_X
+};
+inline constexpr size_t kSuppressionCount = 0
+#define RAPPORT_X(e, name) +1
+    RAPPORT_SUPPRESSIONS(RAPPORT_X)
+#undef RAPPORT_X
+    ;
+std::string_view SuppressionName(Suppression s);
+
+// One action as it fires.
+struct FiredAction {
+  std::string_view json;  // the action object, without a newline
+  std::string_view action_id;
+  const rules::Campaign* campaign;
+  std::string_view customer_id;
+  EventTime ts;
+  bool held_out;
+};
+
+class ActionSink {
+ public:
+  virtual ~ActionSink() = default;
+  virtual void Deliver(const FiredAction& action) = 0;
+};
+
+struct CampaignCounters {
+  uint64_t fired = 0;     // actions delivered (not held out)
+  uint64_t held_out = 0;  // firings recorded for the holdout group
+  uint64_t suppressed[kSuppressionCount] = {};
+};
+
+struct ProcessorStats {
+  uint64_t events = 0;
+  uint64_t timers_fired = 0;
+  uint64_t stale_timers = 0;
+  uint64_t profiles_loaded = 0;  // read from RocksDB (cache misses)
+  uint64_t profiles_created = 0;
+  uint64_t commits = 0;
+  std::map<std::string, CampaignCounters> campaigns;  // by campaign id
+};
+
+struct ProcessorOptions {
+  uint32_t partition = 0;
+  // Secret for coupon codes: without it codes are guessable.
+  std::string coupon_secret;
+  // Profiles kept in memory; clean ones beyond this are dropped after a commit.
+  size_t cache_capacity = 1 << 20;
+};
+
+class Processor {
+ public:
+  // Loads the partition's clock and timers from the store.
+  static Result<std::unique_ptr<Processor>> Open(StateStore& store, std::shared_ptr<const rules::RuleSet> rules,
+                                                 ActionSink& sink, const ProcessorOptions& options);
+  ~Processor();
+  Processor(const Processor&) = delete;
+  Processor& operator=(const Processor&) = delete;
+
+  // Applies one decoded event. Errors are RocksDB failures only: bad events
+  // never reach here (the decoder rejects them).
+  Status Apply(const Event& event);
+  // Fires every timer due at or before `t` and moves the clock there if it is
+  // later. The end of a replay calls it with the final clock (or --until);
+  // live daemons call it with the wall clock.
+  Status AdvanceTo(EventTime t);
+  // Writes every change since the last commit, with the source position, in
+  // one batch.
+  Status Commit(std::string_view position);
+  // Swaps the rule set; takes effect for the next event.
+  Status SetRules(std::shared_ptr<const rules::RuleSet> rules);
+
+  // The stream clock: the largest event time seen (nullopt before any).
+  std::optional<EventTime> clock() const;
+  const ProcessorStats& stats() const { return stats_; }
+  size_t pending_timers() const { return timers_.size(); }
+  const rules::RuleSet& rules() const { return *rules_; }
+
+  class Evaluation;  // the EvalContext of one campaign evaluation
+
+ private:
+  struct CachedProfile {
+    Profile profile;
+    const std::string* customer = nullptr;  // the map key
+    bool dirty = false;
+  };
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+
+  Processor(StateStore& store, ActionSink& sink, const ProcessorOptions& options);
+  Status LoadTimers();
+  Result<CachedProfile*> Load(std::string_view customer);
+  void MarkDirty(CachedProfile* p);
+  Result<uint32_t> EventTypeSymbol(std::string_view type, std::optional<uint32_t> rule_index);
+
+  Status FireDue(EventTime t);
+  Status FireTimer(std::string_view key);
+  void UpdateAggregates(const Event& event, uint32_t rule_type, Profile& profile);
+  uint8_t ComputeStage(const Profile& profile, std::string_view customer);
+  std::optional<Suppression> CheckLimits(const rules::Campaign& c, const CampaignState* state, EventTime now) const;
+  void ArmTimer(CachedProfile* p, uint32_t campaign_index, EventTime due);
+  // Sends (or holds out) the campaign's actions and records the firing.
+  void Fire(uint32_t campaign_index, CachedProfile* p, EventTime now, const Event* event, std::string_view trigger);
+  void Suppress(const rules::Campaign& c, Suppression why);
+  bool IsHeldOut(const rules::Campaign& c, std::string_view customer) const;
+
+  StateStore& store_;
+  ActionSink& sink_;
+  ProcessorOptions options_;
+  std::shared_ptr<const rules::RuleSet> rules_;
+  // Symbols of the rule set's event types, campaigns and aggregates.
+  std::vector<uint32_t> type_symbols_, campaign_symbols_, aggregate_symbols_;
+  std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> other_type_symbols_;
+
+  std::unordered_map<std::string, CachedProfile, Hash, std::equal_to<>> cache_;
+  std::vector<CachedProfile*> dirty_;
+  std::set<std::string, std::less<>> timers_;                      // keys in firing order
+  std::unordered_map<std::string, bool, Hash, std::equal_to<>> timer_writes_;  // key -> put (true) / delete
+  int64_t clock_ms_ = kNoTime;
+  CommitBatch batch_;
+
+  rules::Scratch scratch_;
+  std::string action_json_, encoded_, key_;
+  std::vector<uint32_t> candidates_;
+  ProcessorStats stats_;
+};
+
+}  // namespace rapport

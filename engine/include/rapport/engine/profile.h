@@ -1,0 +1,83 @@
+// Profile: what Rapport knows about one customer, and its binary encoding.
+//
+// A profile holds the built-in aggregates of DESIGN.md (counts and last times
+// per event type, purchase total, first/last seen, ladder stage), the
+// declared aggregates of the rules, and per-campaign state (an armed timer,
+// the limit history). Names (event types, campaigns, aggregates) are stored
+// as small symbol ids from the store's SymbolTable, not as text, and times as
+// deltas from first_seen, so a typical profile is a few dozen bytes. The
+// layout is versioned; docs/state-format.md describes it byte by byte.
+//
+// Money is fixed point: hundredths of the currency unit, so totals are exact.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rapport/engine/status.h"
+#include "rapport/engine/time.h"
+
+namespace rapport {
+
+inline constexpr int64_t kNoTime = INT64_MIN;
+
+struct TypeStats {
+  uint32_t type = 0;  // symbol of the event type
+  uint64_t count = 0;
+  int64_t last_ms = kNoTime;  // latest event time of this type
+};
+
+struct CampaignState {
+  uint32_t campaign = 0;         // symbol of the campaign id
+  int64_t armed_due_ms = kNoTime;  // the pending timer's due time, if one is armed
+  uint32_t fired = 0;            // firings (held-out ones included)
+  int64_t last_fired_ms = kNoTime;
+  std::vector<int64_t> recent_ms;  // latest firing times, kept for `at_most` caps
+
+  bool empty() const { return armed_due_ms == kNoTime && fired == 0; }
+};
+
+// A declared aggregate's state. Numbers are hundredths (fixed point).
+struct AggregateState {
+  enum class Kind : uint8_t { kNone, kNumber, kString, kBool };
+  uint32_t aggregate = 0;  // symbol of the aggregate name
+  Kind kind = Kind::kNone;
+  int64_t number = 0;  // count, sum, min, max in hundredths (count: whole events)
+  std::string text;    // kString for `last`
+  bool boolean = false;
+  // Windowed aggregates keep each contribution within the window:
+  // (time, value in hundredths), oldest first.
+  std::vector<std::pair<int64_t, int64_t>> window;
+};
+
+struct Profile {
+  int64_t first_seen_ms = kNoTime;
+  int64_t last_seen_ms = kNoTime;
+  int64_t total_spent_cents = 0;
+  uint8_t stage = 0;  // index into the rule set's ladder
+  std::vector<TypeStats> types;
+  std::vector<CampaignState> campaigns;
+  std::vector<AggregateState> aggregates;
+
+  TypeStats* FindType(uint32_t symbol);
+  const TypeStats* FindType(uint32_t symbol) const;
+  TypeStats& Type(uint32_t symbol);  // finds or adds
+  CampaignState* FindCampaign(uint32_t symbol);
+  CampaignState& Campaign(uint32_t symbol);
+  AggregateState* FindAggregate(uint32_t symbol);
+  AggregateState& Aggregate(uint32_t symbol);
+  // Drops campaign entries that hold nothing.
+  void Compact();
+};
+
+inline constexpr uint8_t kProfileFormatVersion = 1;
+
+// Appends the encoding of `profile` to *out.
+void EncodeProfile(const Profile& profile, std::string* out);
+// Decodes; Corruption when the bytes are not a profile of a known version.
+Status DecodeProfile(std::string_view bytes, Profile* profile);
+
+}  // namespace rapport

@@ -1,0 +1,133 @@
+// StateStore: Rapport's state in RocksDB, on disk.
+//
+// Column families (docs/state-format.md has the byte layout):
+//   default   meta: symbols, per-partition clock and source position
+//   profiles  [partition BE32][customer id]            -> encoded Profile
+//   timers    [partition BE32][due, ordered 8][customer id][0x00][campaign id] -> empty
+// Every key starts with the partition, so one partition's state is one key
+// range that can be restored or dropped on its own. Timer keys sort in firing
+// order: (due, customer, campaign), bytewise. Customer ids never hold NUL
+// (the decoder rejects them), which keeps the 0x00 separator unambiguous.
+//
+// Writes go through a CommitBatch and land atomically: a commit group's
+// profiles, timers, clock and source position are one RocksDB WriteBatch.
+// Symbols (small ids for event types, campaigns and aggregates) are written
+// as soon as they are created; an unused symbol is harmless.
+//
+// Thread-safety: one StateStore may be shared by processors of different
+// partitions; RocksDB reads and writes are thread-safe, and the symbol table
+// takes a lock. A StateStore holds the RocksDB lock on its directory: a
+// second Open of the same directory fails with an IoError that says so.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "rapport/engine/status.h"
+#include "rapport/engine/time.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace rapport {
+
+enum class SymbolKind : char { kEventType = 't', kCampaign = 'c', kAggregate = 'a' };
+
+struct StateStoreOptions {
+  size_t block_cache_bytes = 64 << 20;
+  // fsync every commit. Off for replays into a scratch directory.
+  bool sync = false;
+};
+
+void AppendProfileKey(std::string* key, uint32_t partition, std::string_view customer);
+void AppendTimerKey(std::string* key, uint32_t partition, EventTime due, std::string_view customer,
+                    std::string_view campaign);
+// Splits a timer key (with its partition prefix) into its parts; false if malformed.
+bool ParseTimerKey(std::string_view key, uint32_t* partition, EventTime* due, std::string_view* customer,
+                   std::string_view* campaign);
+
+class StateStore;
+
+// The writes of one commit group. Not thread-safe; one per processor.
+class CommitBatch {
+ public:
+  explicit CommitBatch(StateStore& store);
+  ~CommitBatch();
+  CommitBatch(const CommitBatch&) = delete;
+  CommitBatch& operator=(const CommitBatch&) = delete;
+
+  void PutProfile(uint32_t partition, std::string_view customer, std::string_view encoded);
+  void PutTimer(std::string_view timer_key);
+  void DeleteTimer(std::string_view timer_key);
+  void SetClock(uint32_t partition, EventTime clock);
+  void SetPosition(uint32_t partition, std::string_view position);
+  size_t Count() const;
+  void Clear();
+
+ private:
+  friend class StateStore;
+  StateStore& store_;
+  std::unique_ptr<rocksdb::WriteBatch> batch_;
+  std::string key_;
+};
+
+class StateStore {
+ public:
+  // Opens or creates the store in `dir`.
+  static Result<std::unique_ptr<StateStore>> Open(const std::string& dir, const StateStoreOptions& options);
+  ~StateStore();
+  StateStore(const StateStore&) = delete;
+  StateStore& operator=(const StateStore&) = delete;
+
+  // Reads a profile's encoded bytes. *found is false (and ok) when absent.
+  Status GetProfile(uint32_t partition, std::string_view customer, std::string* value, bool* found);
+  // Calls fn(customer, encoded) for every profile of the partition, in key order.
+  Status ForEachProfile(uint32_t partition, const std::function<void(std::string_view, std::string_view)>& fn);
+  // Calls fn(timer_key) for every timer of the partition, in firing order.
+  Status ForEachTimer(uint32_t partition, const std::function<void(std::string_view)>& fn);
+  // The clock and source position saved by the last commit (nullopt/"" when none).
+  Result<std::optional<EventTime>> GetClock(uint32_t partition);
+  Result<std::string> GetPosition(uint32_t partition);
+
+  // The id of `name` of `kind`, created (and persisted) on first use.
+  Result<uint32_t> Symbol(SymbolKind kind, std::string_view name);
+  // The name of a symbol, or "" when unknown.
+  std::string SymbolName(SymbolKind kind, uint32_t id) const;
+
+  // Writes the batch atomically and clears it.
+  Status Commit(CommitBatch& batch);
+
+  // Approximate bytes of the partition's profiles on disk (SST + memtable).
+  uint64_t ApproximateProfileBytes();
+  // Flushes memtables to SST files (for size measurements and tests).
+  Status Flush();
+  const std::string& dir() const { return dir_; }
+
+ private:
+  friend class CommitBatch;
+  StateStore() = default;
+  Status LoadSymbols();
+
+  std::string dir_;
+  StateStoreOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, profiles, timers
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* profiles_ = nullptr;
+  rocksdb::ColumnFamilyHandle* timers_ = nullptr;
+
+  mutable std::mutex symbols_mu_;
+  std::unordered_map<std::string, uint32_t> symbols_;            // kind char + name -> id
+  std::unordered_map<char, std::vector<std::string>> names_;     // kind -> id -> name
+};
+
+}  // namespace rapport

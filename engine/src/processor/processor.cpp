@@ -1,0 +1,698 @@
+#include "rapport/engine/processor.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "rapport/engine/json_writer.h"
+
+namespace rapport {
+
+using rules::Campaign;
+using rules::CustomerFieldKind;
+using rules::Value;
+
+std::string_view SuppressionName(Suppression s) {
+  switch (s) {
+#define RAPPORT_X(e, name) \
+  case Suppression::e:     \
+    return name;
+    RAPPORT_SUPPRESSIONS(RAPPORT_X)
+#undef RAPPORT_X
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr size_t kMaxWindowEntries = 4096;
+constexpr size_t kMaxOtherEventTypes = 1024;
+
+void Sha256(std::string_view data, unsigned char out[32]) {
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), out, &len, EVP_sha256(), nullptr);
+}
+
+Value FromJson(simdjson::dom::element e) {
+  using simdjson::dom::element_type;
+  switch (e.type()) {
+    case element_type::STRING: return Value::String(std::string_view(e.get_string().value_unsafe()));
+    case element_type::INT64: return Value::Number(static_cast<double>(e.get_int64().value_unsafe()));
+    case element_type::UINT64: return Value::Number(static_cast<double>(e.get_uint64().value_unsafe()));
+    case element_type::DOUBLE: return Value::Number(e.get_double().value_unsafe());
+    case element_type::BOOL: return Value::Bool(e.get_bool().value_unsafe());
+    case element_type::NULL_VALUE: return Value::Null();
+    default: return Value::Unknown();  // objects and arrays are not values
+  }
+}
+
+Value EventPath(const Event& event, std::span<const std::string> path) {
+  simdjson::dom::element cur = event.root;
+  for (const std::string& key : path) {
+    if (cur.type() != simdjson::dom::element_type::OBJECT) return Value::Unknown();
+    auto next = cur.get_object().value_unsafe().at_key(key);
+    if (next.error()) return Value::Unknown();
+    cur = next.value_unsafe();
+  }
+  return FromJson(cur);
+}
+
+void WriteValue(JsonWriter& w, const Value& v, std::string* text) {
+  switch (v.kind) {
+    case rules::Kind::kNumber: w.Number(v.number); break;
+    case rules::Kind::kString: w.String(v.string); break;
+    case rules::Kind::kBool: w.Bool(v.boolean); break;
+    case rules::Kind::kTime:
+    case rules::Kind::kDuration:
+      text->clear();
+      rules::AppendAsText(v, text);
+      w.String(*text);
+      break;
+    case rules::Kind::kNull:
+    case rules::Kind::kUnknown: w.Null(); break;
+  }
+}
+
+}  // namespace
+
+// The values a campaign's expressions read while one customer is evaluated.
+class Processor::Evaluation : public rules::EvalContext {
+ public:
+  Evaluation(const Processor& p, const Profile& profile, std::string_view customer, EventTime now,
+             const Event* event)
+      : p_(p), profile_(profile), customer_(customer), now_(now), event_(event) {}
+
+  Value EventField(std::span<const std::string> path) const override {
+    return event_ == nullptr ? Value::Unknown() : EventPath(*event_, path);
+  }
+
+  Value CustomerField(uint32_t id) const override {
+    const uint32_t index = rules::FieldIndex(id);
+    switch (rules::FieldKind(id)) {
+      case CustomerFieldKind::kId: return Value::String(customer_);
+      case CustomerFieldKind::kStage:
+        return profile_.stage < p_.rules_->ladder.size() ? Value::String(p_.rules_->ladder[profile_.stage].name)
+                                                         : Value::Unknown();
+      case CustomerFieldKind::kTotalSpent: return Value::Number(static_cast<double>(profile_.total_spent_cents) / 100);
+      case CustomerFieldKind::kFirstSeen:
+        return profile_.first_seen_ms == kNoTime ? Value::Unknown() : Value::Time(EventTime{profile_.first_seen_ms});
+      case CustomerFieldKind::kLastSeen:
+        return profile_.last_seen_ms == kNoTime ? Value::Unknown() : Value::Time(EventTime{profile_.last_seen_ms});
+      case CustomerFieldKind::kCount: {
+        const TypeStats* t = profile_.FindType(p_.type_symbols_[index]);
+        return Value::Number(t == nullptr ? 0 : static_cast<double>(t->count));
+      }
+      case CustomerFieldKind::kLastOf: {
+        const TypeStats* t = profile_.FindType(p_.type_symbols_[index]);
+        return t == nullptr || t->last_ms == kNoTime ? Value::Unknown() : Value::Time(EventTime{t->last_ms});
+      }
+      case CustomerFieldKind::kAggregate: return AggregateValue(index);
+    }
+    return Value::Unknown();
+  }
+
+  EventTime Now() const override { return now_; }
+
+  std::string_view Coupon(std::string_view prefix, rules::Scratch& scratch) const override {
+    // HMAC of the action id: unique per firing, stable across replays, and
+    // not derivable without the secret.
+    static constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";  // Crockford base32
+    std::string message(action_id_);
+    message.push_back('\x1f');
+    message.append(prefix);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    const std::string& secret = p_.options_.coupon_secret;
+    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+         reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len);
+    std::string* code = scratch.NewString();
+    code->assign(prefix);
+    if (!code->empty()) code->push_back('-');
+    uint64_t bits = 0;
+    for (int i = 0; i < 8; ++i) bits = (bits << 8) | mac[i];
+    for (int i = 0; i < 10; ++i) {
+      code->push_back(kAlphabet[bits >> 59]);
+      bits <<= 5;
+    }
+    return *code;
+  }
+
+  void set_action_id(std::string_view id) { action_id_ = id; }
+
+ private:
+  Value AggregateValue(uint32_t index) const {
+    const rules::Aggregate& agg = p_.rules_->aggregates[index];
+    const AggregateState* s = nullptr;
+    for (const AggregateState& a : profile_.aggregates) {
+      if (a.aggregate == p_.aggregate_symbols_[index]) s = &a;
+    }
+    using F = rules::AggregateFunction;
+    if (agg.window) {
+      const int64_t from = now_.ms - agg.window->ms;
+      double count = 0, sum = 0;
+      std::optional<int64_t> lo, hi;
+      if (s != nullptr) {
+        for (const auto& [t, v] : s->window) {
+          if (t <= from || t > now_.ms) continue;
+          ++count;
+          sum += static_cast<double>(v);
+          lo = lo ? std::min(*lo, v) : v;
+          hi = hi ? std::max(*hi, v) : v;
+        }
+      }
+      switch (agg.function) {
+        case F::kCount: return Value::Number(count);
+        case F::kSum: return Value::Number(sum / 100);
+        case F::kMin: return lo ? Value::Number(static_cast<double>(*lo) / 100) : Value::Unknown();
+        case F::kMax: return hi ? Value::Number(static_cast<double>(*hi) / 100) : Value::Unknown();
+        case F::kLast: return Value::Unknown();
+      }
+    }
+    if (s == nullptr || s->kind == AggregateState::Kind::kNone) {
+      return agg.function == F::kCount || agg.function == F::kSum ? Value::Number(0) : Value::Unknown();
+    }
+    switch (s->kind) {
+      case AggregateState::Kind::kNumber:
+        return Value::Number(agg.function == F::kCount ? static_cast<double>(s->number)
+                                                       : static_cast<double>(s->number) / 100);
+      case AggregateState::Kind::kString: return Value::String(s->text);
+      case AggregateState::Kind::kBool: return Value::Bool(s->boolean);
+      case AggregateState::Kind::kNone: break;
+    }
+    return Value::Unknown();
+  }
+
+  const Processor& p_;
+  const Profile& profile_;
+  std::string_view customer_;
+  EventTime now_;
+  const Event* event_;
+  std::string_view action_id_;
+};
+
+Processor::Processor(StateStore& store, ActionSink& sink, const ProcessorOptions& options)
+    : store_(store), sink_(sink), options_(options), batch_(store) {}
+
+Processor::~Processor() = default;
+
+Result<std::unique_ptr<Processor>> Processor::Open(StateStore& store, std::shared_ptr<const rules::RuleSet> rules,
+                                                   ActionSink& sink, const ProcessorOptions& options) {
+  std::unique_ptr<Processor> p(new Processor(store, sink, options));
+  if (Status s = p->SetRules(std::move(rules)); !s.ok()) return s;
+  auto clock = store.GetClock(options.partition);
+  if (!clock.ok()) return clock.status();
+  if (*clock) p->clock_ms_ = (*clock)->ms;
+  if (Status s = p->LoadTimers(); !s.ok()) return s;
+  return p;
+}
+
+Status Processor::SetRules(std::shared_ptr<const rules::RuleSet> rules) {
+  std::vector<uint32_t> types, campaigns, aggregates;
+  for (const std::string& t : rules->event_types) {
+    auto s = store_.Symbol(SymbolKind::kEventType, t);
+    if (!s.ok()) return s.status();
+    types.push_back(*s);
+  }
+  for (const Campaign& c : rules->campaigns) {
+    auto s = store_.Symbol(SymbolKind::kCampaign, c.id);
+    if (!s.ok()) return s.status();
+    campaigns.push_back(*s);
+  }
+  for (const rules::Aggregate& a : rules->aggregates) {
+    auto s = store_.Symbol(SymbolKind::kAggregate, a.name);
+    if (!s.ok()) return s.status();
+    aggregates.push_back(*s);
+  }
+  rules_ = std::move(rules);
+  type_symbols_ = std::move(types);
+  campaign_symbols_ = std::move(campaigns);
+  aggregate_symbols_ = std::move(aggregates);
+  return Status::Ok();
+}
+
+std::optional<EventTime> Processor::clock() const {
+  if (clock_ms_ == kNoTime) return std::nullopt;
+  return EventTime{clock_ms_};
+}
+
+Status Processor::LoadTimers() {
+  return store_.ForEachTimer(options_.partition, [this](std::string_view key) { timers_.emplace(key); });
+}
+
+Result<Processor::CachedProfile*> Processor::Load(std::string_view customer) {
+  auto it = cache_.find(customer);
+  if (it != cache_.end()) return &it->second;
+  Profile profile;
+  bool found = false;
+  if (Status s = store_.GetProfile(options_.partition, customer, &encoded_, &found); !s.ok()) return s;
+  if (found) {
+    if (Status s = DecodeProfile(encoded_, &profile); !s.ok()) {
+      return Status::Corruption("profile of customer " + std::string(customer) + ": " + s.message());
+    }
+    ++stats_.profiles_loaded;
+  } else {
+    ++stats_.profiles_created;
+  }
+  auto [pos, inserted] = cache_.emplace(std::string(customer), CachedProfile{std::move(profile)});
+  pos->second.customer = &pos->first;
+  return &pos->second;
+}
+
+void Processor::MarkDirty(CachedProfile* p) {
+  if (!p->dirty) {
+    p->dirty = true;
+    dirty_.push_back(p);
+  }
+}
+
+Result<uint32_t> Processor::EventTypeSymbol(std::string_view type, std::optional<uint32_t> rule_index) {
+  if (rule_index) return type_symbols_[*rule_index];
+  if (auto it = other_type_symbols_.find(type); it != other_type_symbols_.end()) return it->second;
+  if (other_type_symbols_.size() >= kMaxOtherEventTypes) return UINT32_MAX;  // counted no more
+  auto s = store_.Symbol(SymbolKind::kEventType, type);
+  if (!s.ok()) return s.status();
+  other_type_symbols_.emplace(std::string(type), *s);
+  return *s;
+}
+
+Status Processor::Apply(const Event& event) {
+  ++stats_.events;
+  if (event.ts.ms > clock_ms_) {
+    if (Status s = FireDue(event.ts); !s.ok()) return s;
+    clock_ms_ = event.ts.ms;
+  }
+  const rules::RuleSet& rules = *rules_;
+  const std::optional<uint32_t> rule_type = rules.FindEventType(event.type);
+  auto type_symbol = EventTypeSymbol(event.type, rule_type);
+  if (!type_symbol.ok()) return type_symbol.status();
+  auto loaded = Load(event.customer_id);
+  if (!loaded.ok()) return loaded.status();
+  CachedProfile* cached = *loaded;
+  Profile& profile = cached->profile;
+  const std::string_view customer = *cached->customer;
+
+  // Built-in aggregates.
+  const int64_t ts = event.ts.ms;
+  profile.first_seen_ms = profile.first_seen_ms == kNoTime ? ts : std::min(profile.first_seen_ms, ts);
+  profile.last_seen_ms = profile.last_seen_ms == kNoTime ? ts : std::max(profile.last_seen_ms, ts);
+  if (*type_symbol != UINT32_MAX) {
+    TypeStats& t = profile.Type(*type_symbol);
+    ++t.count;
+    t.last_ms = t.last_ms == kNoTime ? ts : std::max(t.last_ms, ts);
+  }
+  if (event.has_amount && event.type == "purchase") profile.total_spent_cents += event.amount_cents;
+  if (rule_type) UpdateAggregates(event, *rule_type, profile);
+  const uint8_t old_stage = profile.stage;
+  profile.stage = ComputeStage(profile, customer);
+  MarkDirty(cached);
+
+  if (!rule_type) return Status::Ok();  // no campaign can subscribe to a type the rules do not know
+
+  // Inactivity timers restart from the latest event of their type.
+  for (uint32_t ci : rules.OnInactivity(*rule_type)) {
+    const TypeStats* t = profile.FindType(type_symbols_[*rule_type]);
+    ArmTimer(cached, ci, EventTime{t->last_ms} + rules.campaigns[ci].trigger.inactivity);
+  }
+
+  // Candidates: campaigns on this event type, then those on the stage entered.
+  candidates_.clear();
+  const EventTime now = event.ts;
+  auto offer = [&](uint32_t ci) {
+    const Campaign& c = rules.campaigns[ci];
+    if (c.condition) {
+      scratch_.Clear();
+      Evaluation eval(*this, profile, customer, now, &event);
+      if (!c.condition->Eval(eval, scratch_).IsTrue()) return;
+    }
+    const CampaignState* state = profile.FindCampaign(campaign_symbols_[ci]);
+    if (c.delay && state != nullptr && state->armed_due_ms != kNoTime) {
+      Suppress(c, Suppression::kDelayPending);
+      return;
+    }
+    if (auto why = CheckLimits(c, state, now)) {
+      Suppress(c, *why);
+      return;
+    }
+    candidates_.push_back(ci);
+  };
+  for (uint32_t ci : rules.OnEvent(*rule_type)) offer(ci);
+  if (profile.stage != old_stage && profile.stage < rules.ladder.size()) {
+    for (uint32_t ci : rules.OnStage(profile.stage)) offer(ci);
+  }
+  if (candidates_.empty()) return Status::Ok();
+  std::sort(candidates_.begin(), candidates_.end());
+
+  // Inside a group only the highest priority fires (the first id on a tie).
+  for (size_t i = 0; i < candidates_.size(); ++i) {
+    const Campaign& c = rules.campaigns[candidates_[i]];
+    if (c.group.empty()) continue;
+    for (size_t j = 0; j < candidates_.size(); ++j) {
+      const Campaign& other = rules.campaigns[candidates_[j]];
+      if (i == j || other.group != c.group) continue;
+      if (other.priority > c.priority || (other.priority == c.priority && j < i)) {
+        Suppress(c, Suppression::kGroup);
+        candidates_[i] = UINT32_MAX;
+        break;
+      }
+    }
+  }
+  for (uint32_t ci : candidates_) {
+    if (ci == UINT32_MAX) continue;
+    const Campaign& c = rules.campaigns[ci];
+    if (c.delay) {
+      ArmTimer(cached, ci, now + *c.delay);
+    } else {
+      Fire(ci, cached, now, &event, "event");
+    }
+  }
+  return Status::Ok();
+}
+
+void Processor::UpdateAggregates(const Event& event, uint32_t rule_type, Profile& profile) {
+  using F = rules::AggregateFunction;
+  for (uint32_t ai : rules_->AggregatesOf(rule_type)) {
+    const rules::Aggregate& agg = rules_->aggregates[ai];
+    AggregateState& s = profile.Aggregate(aggregate_symbols_[ai]);
+    Value v = agg.field.empty() ? Value::Number(1) : EventPath(event, agg.field);
+    if (agg.function == F::kLast) {
+      if (v.kind == rules::Kind::kString) {
+        s.kind = AggregateState::Kind::kString;
+        s.text.assign(v.string);
+      } else if (v.kind == rules::Kind::kNumber) {
+        s.kind = AggregateState::Kind::kNumber;
+        s.number = std::llround(v.number * 100);
+      } else if (v.kind == rules::Kind::kBool) {
+        s.kind = AggregateState::Kind::kBool;
+        s.boolean = v.boolean;
+      }
+      continue;
+    }
+    if (agg.function == F::kCount) {
+      if (!v.IsPresent()) continue;
+      v = Value::Number(1);
+    }
+    if (v.kind != rules::Kind::kNumber || !std::isfinite(v.number) || std::fabs(v.number) > 1e13) continue;
+    const int64_t value = agg.function == F::kCount ? 1 : std::llround(v.number * 100);
+    if (agg.window) {
+      auto& w = s.window;
+      auto pos = std::upper_bound(w.begin(), w.end(), event.ts.ms,
+                                  [](int64_t t, const std::pair<int64_t, int64_t>& e) { return t < e.first; });
+      w.insert(pos, {event.ts.ms, value});
+      const int64_t horizon = w.back().first - agg.window->ms;
+      auto keep = std::find_if(w.begin(), w.end(), [horizon](const auto& e) { return e.first > horizon; });
+      w.erase(w.begin(), keep);
+      if (w.size() > kMaxWindowEntries) w.erase(w.begin(), w.begin() + static_cast<long>(w.size() - kMaxWindowEntries));
+      continue;
+    }
+    if (s.kind == AggregateState::Kind::kNone) {
+      s.kind = AggregateState::Kind::kNumber;
+      s.number = agg.function == F::kCount || agg.function == F::kSum ? 0 : value;
+    }
+    switch (agg.function) {
+      case F::kCount:
+      case F::kSum: s.number += value; break;
+      case F::kMin: s.number = std::min(s.number, value); break;
+      case F::kMax: s.number = std::max(s.number, value); break;
+      case F::kLast: break;
+    }
+  }
+}
+
+uint8_t Processor::ComputeStage(const Profile& profile, std::string_view customer) {
+  const auto& ladder = rules_->ladder;
+  uint8_t stage = 0;
+  Evaluation eval(*this, profile, customer, EventTime{profile.last_seen_ms}, nullptr);
+  for (size_t i = 1; i < ladder.size() && i < 256; ++i) {
+    scratch_.Clear();
+    if (ladder[i].condition && ladder[i].condition->Eval(eval, scratch_).IsTrue()) stage = static_cast<uint8_t>(i);
+  }
+  return stage;
+}
+
+std::optional<Suppression> Processor::CheckLimits(const Campaign& c, const CampaignState* state,
+                                                  EventTime now) const {
+  if (state == nullptr || state->fired == 0) return std::nullopt;
+  const rules::Limits& l = c.limits;
+  if (l.once_per_customer) return Suppression::kOnce;
+  if (l.cooldown && state->last_fired_ms != kNoTime && now.ms < state->last_fired_ms + l.cooldown->ms) {
+    return Suppression::kCooldown;
+  }
+  if (l.at_most_count > 0) {
+    uint32_t in_window = 0;
+    for (int64_t t : state->recent_ms) {
+      if (t > now.ms - l.at_most_per.ms && t <= now.ms) ++in_window;
+    }
+    if (in_window >= l.at_most_count) return Suppression::kCap;
+  }
+  return std::nullopt;
+}
+
+void Processor::ArmTimer(CachedProfile* p, uint32_t ci, EventTime due) {
+  const Campaign& c = rules_->campaigns[ci];
+  CampaignState& state = p->profile.Campaign(campaign_symbols_[ci]);
+  if (state.armed_due_ms == due.ms) return;
+  if (state.armed_due_ms != kNoTime) {
+    key_.clear();
+    AppendTimerKey(&key_, options_.partition, EventTime{state.armed_due_ms}, *p->customer, c.id);
+    if (auto it = timers_.find(key_); it != timers_.end()) timers_.erase(it);
+    timer_writes_[key_] = false;
+  }
+  key_.clear();
+  AppendTimerKey(&key_, options_.partition, due, *p->customer, c.id);
+  timers_.insert(key_);
+  timer_writes_[key_] = true;
+  state.armed_due_ms = due.ms;
+  MarkDirty(p);
+}
+
+Status Processor::AdvanceTo(EventTime t) {
+  if (Status s = FireDue(t); !s.ok()) return s;
+  if (t.ms > clock_ms_) clock_ms_ = t.ms;
+  return Status::Ok();
+}
+
+Status Processor::FireDue(EventTime t) {
+  while (!timers_.empty()) {
+    auto first = timers_.begin();
+    uint32_t partition;
+    EventTime due;
+    std::string_view customer, campaign;
+    if (!ParseTimerKey(*first, &partition, &due, &customer, &campaign)) {
+      return Status::Corruption("malformed timer key in partition " + std::to_string(options_.partition));
+    }
+    if (due > t) break;
+    auto node = timers_.extract(first);
+    timer_writes_[node.value()] = false;
+    if (Status s = FireTimer(node.value()); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Status Processor::FireTimer(std::string_view key) {
+  uint32_t partition;
+  EventTime due;
+  std::string_view customer, campaign_id;
+  ParseTimerKey(key, &partition, &due, &customer, &campaign_id);
+  auto ci = rules_->FindCampaign(campaign_id);
+  auto loaded = Load(customer);
+  if (!loaded.ok()) return loaded.status();
+  CachedProfile* cached = *loaded;
+  CampaignState* state = ci ? cached->profile.FindCampaign(campaign_symbols_[*ci]) : nullptr;
+  if (!ci || state == nullptr || state->armed_due_ms != due.ms) {
+    ++stats_.stale_timers;  // replaced, or its campaign was removed
+    return Status::Ok();
+  }
+  state->armed_due_ms = kNoTime;
+  MarkDirty(cached);
+  ++stats_.timers_fired;
+  const Campaign& c = rules_->campaigns[*ci];
+  if (!c.enabled) return Status::Ok();
+  Profile& profile = cached->profile;
+  const std::string_view who = *cached->customer;
+  Evaluation eval(*this, profile, who, due, nullptr);
+  if (c.trigger.kind == rules::TriggerKind::kInactivity) {
+    if (c.condition) {
+      scratch_.Clear();
+      if (!c.condition->Eval(eval, scratch_).IsTrue()) return Status::Ok();
+    }
+  } else if (c.recheck) {
+    scratch_.Clear();
+    if (!c.recheck->Eval(eval, scratch_).IsTrue()) {
+      Suppress(c, Suppression::kRecheck);
+      return Status::Ok();
+    }
+  }
+  if (auto why = CheckLimits(c, state, due)) {
+    Suppress(c, *why);
+    return Status::Ok();
+  }
+  Fire(*ci, cached, due, nullptr, c.trigger.kind == rules::TriggerKind::kInactivity ? "inactivity" : "delay");
+  return Status::Ok();
+}
+
+bool Processor::IsHeldOut(const Campaign& c, std::string_view customer) const {
+  if (c.holdout_basis_points == 0) return false;
+  std::string input = "holdout\x1f";
+  input += c.id;
+  input.push_back('\x1f');
+  input += customer;
+  unsigned char digest[32];
+  Sha256(input, digest);
+  uint64_t h = 0;
+  for (int i = 0; i < 8; ++i) h = (h << 8) | digest[i];
+  return h % 10000 < c.holdout_basis_points;
+}
+
+void Processor::Suppress(const Campaign& c, Suppression why) {
+  ++stats_.campaigns[c.id].suppressed[static_cast<size_t>(why)];
+}
+
+void Processor::Fire(uint32_t ci, CachedProfile* p, EventTime now, const Event* event, std::string_view trigger) {
+  const Campaign& c = rules_->campaigns[ci];
+  Profile& profile = p->profile;
+  const std::string_view customer = *p->customer;
+  CampaignState& state = profile.Campaign(campaign_symbols_[ci]);
+  ++state.fired;
+  state.last_fired_ms = now.ms;
+  if (c.limits.at_most_count > 0) {
+    state.recent_ms.push_back(now.ms);
+    if (state.recent_ms.size() > c.limits.at_most_count) state.recent_ms.erase(state.recent_ms.begin());
+  }
+  MarkDirty(p);
+  const bool held_out = IsHeldOut(c, customer);
+  CampaignCounters& counters = stats_.campaigns[c.id];
+  ++(held_out ? counters.held_out : counters.fired);
+
+  char ts[kRfc3339Length];
+  FormatRfc3339(now, ts);
+  for (size_t ai = 0; ai < c.actions.size(); ++ai) {
+    const rules::Action& action = c.actions[ai];
+    // The id is a digest of what identifies this firing, so the same input
+    // always yields the same id.
+    std::string identity = c.id;
+    for (std::string_view part : {customer, std::string_view(ts, sizeof ts), trigger,
+                                  event ? event->type : std::string_view(), event ? event->event_id : std::string_view()}) {
+      identity.push_back('\x1f');
+      identity.append(part);
+    }
+    identity.push_back('\x1f');
+    identity.append(std::to_string(ai));
+    unsigned char digest[32];
+    Sha256(identity, digest);
+    char action_id[32];
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; ++i) {
+      action_id[2 * i] = kHex[digest[i] >> 4];
+      action_id[2 * i + 1] = kHex[digest[i] & 0xF];
+    }
+    const std::string_view id(action_id, sizeof action_id);
+
+    scratch_.Clear();
+    Evaluation eval(*this, profile, customer, now, event);
+    eval.set_action_id(id);
+    action_json_.clear();
+    JsonWriter w(&action_json_);
+    w.BeginObject();
+    w.Key("action_id");
+    w.String(id);
+    w.Key("campaign");
+    w.String(c.id);
+    w.Key("customer_id");
+    w.String(customer);
+    w.Key("ts");
+    w.String(std::string_view(ts, sizeof ts));
+    w.Key("channel");
+    w.String(action.channel);
+    w.Key("template");
+    w.String(action.template_name);
+    w.Key("payload");
+    std::string text;
+    auto render = [&](auto& self, const rules::PayloadNode& node) -> void {
+      using K = rules::PayloadNode::Kind;
+      switch (node.kind) {
+        case K::kLiteral: w.Raw(node.literal_json); break;
+        case K::kObject:
+          w.BeginObject();
+          for (const auto& [key, child] : node.members) {
+            w.Key(key);
+            self(self, child);
+          }
+          w.EndObject();
+          break;
+        case K::kArray:
+          w.BeginArray();
+          for (const auto& child : node.items) self(self, child);
+          w.EndArray();
+          break;
+        case K::kTemplate:
+          if (node.single_expression) {
+            WriteValue(w, node.exprs[0]->Eval(eval, scratch_), &text);
+          } else {
+            std::string rendered;
+            for (size_t i = 0; i < node.exprs.size(); ++i) {
+              rendered += node.text[i];
+              rules::AppendAsText(node.exprs[i]->Eval(eval, scratch_), &rendered);
+            }
+            rendered += node.text.back();
+            w.String(rendered);
+          }
+          break;
+      }
+    };
+    render(render, action.payload);
+    w.Key("trigger");
+    w.BeginObject();
+    w.Key("kind");
+    w.String(trigger);
+    if (event != nullptr) {
+      w.Key("event_type");
+      w.String(event->type);
+      if (!event->event_id.empty()) {
+        w.Key("event_id");
+        w.String(event->event_id);
+      }
+    } else if (c.delay) {
+      w.Key("armed_at");
+      w.String(FormatRfc3339(EventTime{now.ms - c.delay->ms}));
+    } else if (c.trigger.kind == rules::TriggerKind::kInactivity) {
+      w.Key("event_type");
+      w.String(rules_->event_types[c.trigger.event_type]);
+      w.Key("inactive_since");
+      w.String(FormatRfc3339(EventTime{now.ms - c.trigger.inactivity.ms}));
+    }
+    w.EndObject();
+    w.Key("held_out");
+    w.Bool(held_out);
+    w.EndObject();
+    sink_.Deliver(FiredAction{action_json_, id, &c, customer, now, held_out});
+  }
+}
+
+Status Processor::Commit(std::string_view position) {
+  for (CachedProfile* p : dirty_) {
+    p->profile.Compact();
+    encoded_.clear();
+    EncodeProfile(p->profile, &encoded_);
+    batch_.PutProfile(options_.partition, *p->customer, encoded_);
+    p->dirty = false;
+  }
+  dirty_.clear();
+  for (const auto& [key, put] : timer_writes_) {
+    if (put) batch_.PutTimer(key); else batch_.DeleteTimer(key);
+  }
+  timer_writes_.clear();
+  if (clock_ms_ != kNoTime) batch_.SetClock(options_.partition, EventTime{clock_ms_});
+  batch_.SetPosition(options_.partition, position);
+  if (Status s = store_.Commit(batch_); !s.ok()) return s;
+  ++stats_.commits;
+  if (cache_.size() > options_.cache_capacity) {
+    // Every entry is clean now; drop down to three quarters of the bound.
+    size_t target = options_.cache_capacity / 4 * 3;
+    for (auto it = cache_.begin(); it != cache_.end() && cache_.size() > target;) it = cache_.erase(it);
+  }
+  return Status::Ok();
+}
+
+}  // namespace rapport

@@ -1,0 +1,275 @@
+#include "rapport/engine/state_store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "rapport/engine/coding.h"
+
+namespace rapport {
+namespace {
+
+constexpr char kSymbolPrefix[] = "sym/";
+constexpr char kClockPrefix[] = "clock/";
+constexpr char kPositionPrefix[] = "position/";
+
+std::string MetaKey(const char* prefix, uint32_t partition) {
+  std::string key = prefix;
+  coding::PutBigEndian32(&key, partition);
+  return key;
+}
+
+std::string PartitionPrefix(uint32_t partition) {
+  std::string p;
+  coding::PutBigEndian32(&p, partition);
+  return p;
+}
+
+// The first key after every key starting with `prefix` (prefix is 4 bytes).
+std::string PrefixEnd(uint32_t partition) { return partition == UINT32_MAX ? std::string(5, '\xff') : PartitionPrefix(partition + 1); }
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsCorruption()) return Status::Corruption(what + ": " + s.ToString());
+  return Status::IoError(what + ": " + s.ToString());
+}
+
+}  // namespace
+
+void AppendProfileKey(std::string* key, uint32_t partition, std::string_view customer) {
+  coding::PutBigEndian32(key, partition);
+  key->append(customer);
+}
+
+void AppendTimerKey(std::string* key, uint32_t partition, EventTime due, std::string_view customer,
+                    std::string_view campaign) {
+  coding::PutBigEndian32(key, partition);
+  coding::PutOrderedInt64(key, due.ms);
+  key->append(customer);
+  key->push_back('\0');
+  key->append(campaign);
+}
+
+bool ParseTimerKey(std::string_view key, uint32_t* partition, EventTime* due, std::string_view* customer,
+                   std::string_view* campaign) {
+  coding::Reader in(key);
+  if (!in.GetBigEndian32(partition) || !in.GetOrderedInt64(&due->ms)) return false;
+  std::string_view rest = in.rest();
+  size_t sep = rest.find('\0');
+  if (sep == std::string_view::npos || sep == 0) return false;
+  *customer = rest.substr(0, sep);
+  *campaign = rest.substr(sep + 1);
+  return true;
+}
+
+CommitBatch::CommitBatch(StateStore& store) : store_(store), batch_(std::make_unique<rocksdb::WriteBatch>()) {}
+CommitBatch::~CommitBatch() = default;
+
+void CommitBatch::PutProfile(uint32_t partition, std::string_view customer, std::string_view encoded) {
+  key_.clear();
+  AppendProfileKey(&key_, partition, customer);
+  batch_->Put(store_.profiles_, key_, rocksdb::Slice(encoded.data(), encoded.size()));
+}
+
+void CommitBatch::PutTimer(std::string_view timer_key) {
+  batch_->Put(store_.timers_, rocksdb::Slice(timer_key.data(), timer_key.size()), rocksdb::Slice());
+}
+
+void CommitBatch::DeleteTimer(std::string_view timer_key) {
+  batch_->Delete(store_.timers_, rocksdb::Slice(timer_key.data(), timer_key.size()));
+}
+
+void CommitBatch::SetClock(uint32_t partition, EventTime clock) {
+  std::string value;
+  coding::PutOrderedInt64(&value, clock.ms);
+  batch_->Put(store_.meta_, MetaKey(kClockPrefix, partition), value);
+}
+
+void CommitBatch::SetPosition(uint32_t partition, std::string_view position) {
+  batch_->Put(store_.meta_, MetaKey(kPositionPrefix, partition), rocksdb::Slice(position.data(), position.size()));
+}
+
+size_t CommitBatch::Count() const { return batch_->Count(); }
+void CommitBatch::Clear() { batch_->Clear(); }
+
+Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, const StateStoreOptions& options) {
+  std::unique_ptr<StateStore> store(new StateStore());
+  store->dir_ = dir;
+  store->options_ = options;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
+  table.format_version = 5;
+
+  rocksdb::ColumnFamilyOptions cf;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf.compression = rocksdb::kLZ4Compression;
+  cf.bottommost_compression = rocksdb::kZSTD;
+  bool have_lz4 = false, have_zstd = false;
+  for (auto c : rocksdb::GetSupportedCompressions()) {
+    have_lz4 |= c == rocksdb::kLZ4Compression;
+    have_zstd |= c == rocksdb::kZSTD;
+  }
+  if (!have_lz4) cf.compression = rocksdb::kSnappyCompression;
+  if (!have_zstd) cf.bottommost_compression = cf.compression;
+
+  rocksdb::DBOptions db;
+  db.create_if_missing = true;
+  db.create_missing_column_families = true;
+  db.max_background_jobs = 2;
+  db.IncreaseParallelism(2);
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, cf}, {"profiles", cf}, {"timers", cf}};
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db, dir, families, &store->handles_, &raw);
+  if (!s.ok()) {
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      return Status::IoError("state directory " + dir + " is in use by another process (" + s.ToString() + ")");
+    }
+    return FromRocks(s, "opening state directory " + dir);
+  }
+  store->db_.reset(raw);
+  store->meta_ = store->handles_[0];
+  store->profiles_ = store->handles_[1];
+  store->timers_ = store->handles_[2];
+  if (Status st = store->LoadSymbols(); !st.ok()) return st;
+  return store;
+}
+
+StateStore::~StateStore() {
+  if (db_) {
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    db_->Close();
+  }
+}
+
+Status StateStore::LoadSymbols() {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+  const std::string prefix = kSymbolPrefix;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string_view key(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+    if (key.empty()) return Status::Corruption("symbol key without a kind");
+    coding::Reader in(std::string_view(it->value().data(), it->value().size()));
+    uint64_t id;
+    if (!in.GetVarint(&id)) return Status::Corruption("symbol " + std::string(key) + " has a bad id");
+    symbols_.emplace(std::string(key), static_cast<uint32_t>(id));
+    auto& names = names_[key[0]];
+    if (names.size() <= id) names.resize(id + 1);
+    names[id] = std::string(key.substr(1));
+  }
+  return FromRocks(it->status(), "reading symbols");
+}
+
+Result<uint32_t> StateStore::Symbol(SymbolKind kind, std::string_view name) {
+  std::lock_guard lock(symbols_mu_);
+  std::string key;
+  key.push_back(static_cast<char>(kind));
+  key.append(name);
+  if (auto it = symbols_.find(key); it != symbols_.end()) return it->second;
+  auto& names = names_[static_cast<char>(kind)];
+  uint32_t id = static_cast<uint32_t>(names.size());
+  std::string value;
+  coding::PutVarint(&value, id);
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  if (Status s = FromRocks(db_->Put(wo, meta_, kSymbolPrefix + key, value), "writing a symbol"); !s.ok()) return s;
+  names.emplace_back(name);
+  symbols_.emplace(std::move(key), id);
+  return id;
+}
+
+std::string StateStore::SymbolName(SymbolKind kind, uint32_t id) const {
+  std::lock_guard lock(symbols_mu_);
+  auto it = names_.find(static_cast<char>(kind));
+  if (it == names_.end() || id >= it->second.size()) return "";
+  return it->second[id];
+}
+
+Status StateStore::GetProfile(uint32_t partition, std::string_view customer, std::string* value, bool* found) {
+  std::string key;
+  AppendProfileKey(&key, partition, customer);
+  rocksdb::PinnableSlice slice;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), profiles_, key, &slice);
+  if (s.IsNotFound()) {
+    *found = false;
+    return Status::Ok();
+  }
+  if (!s.ok()) return FromRocks(s, "reading profile of " + std::string(customer));
+  value->assign(slice.data(), slice.size());
+  *found = true;
+  return Status::Ok();
+}
+
+Status StateStore::ForEachProfile(uint32_t partition,
+                                  const std::function<void(std::string_view, std::string_view)>& fn) {
+  const std::string begin = PartitionPrefix(partition), end = PrefixEnd(partition);
+  rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, profiles_));
+  for (it->Seek(begin); it->Valid(); it->Next()) {
+    fn(std::string_view(it->key().data() + 4, it->key().size() - 4),
+       std::string_view(it->value().data(), it->value().size()));
+  }
+  return FromRocks(it->status(), "reading profiles");
+}
+
+Status StateStore::ForEachTimer(uint32_t partition, const std::function<void(std::string_view)>& fn) {
+  const std::string begin = PartitionPrefix(partition), end = PrefixEnd(partition);
+  rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, timers_));
+  for (it->Seek(begin); it->Valid(); it->Next()) fn(std::string_view(it->key().data(), it->key().size()));
+  return FromRocks(it->status(), "reading timers");
+}
+
+Result<std::optional<EventTime>> StateStore::GetClock(uint32_t partition) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, MetaKey(kClockPrefix, partition), &value);
+  if (s.IsNotFound()) return std::optional<EventTime>();
+  if (!s.ok()) return FromRocks(s, "reading the clock");
+  coding::Reader in(value);
+  int64_t ms;
+  if (!in.GetOrderedInt64(&ms)) return Status::Corruption("clock of partition " + std::to_string(partition));
+  return std::optional<EventTime>(EventTime{ms});
+}
+
+Result<std::string> StateStore::GetPosition(uint32_t partition) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, MetaKey(kPositionPrefix, partition), &value);
+  if (s.IsNotFound()) return std::string();
+  if (!s.ok()) return FromRocks(s, "reading the source position");
+  return value;
+}
+
+Status StateStore::Commit(CommitBatch& batch) {
+  if (batch.Count() == 0) return Status::Ok();
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  Status s = FromRocks(db_->Write(wo, batch.batch_.get()), "committing state");
+  batch.Clear();
+  return s;
+}
+
+uint64_t StateStore::ApproximateProfileBytes() {
+  uint64_t size = 0;
+  db_->GetIntProperty(profiles_, "rocksdb.total-sst-files-size", &size);
+  uint64_t mem = 0;
+  db_->GetIntProperty(profiles_, "rocksdb.cur-size-all-mem-tables", &mem);
+  return size + mem;
+}
+
+Status StateStore::Flush() {
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  return FromRocks(db_->Flush(fo, handles_), "flushing");
+}
+
+}  // namespace rapport

@@ -1,0 +1,391 @@
+// The processor against real RocksDB: each trigger kind, delays with
+// re-checks, limits, holdout, group priority, timer order, restarts.
+#include <catch2/catch.hpp>
+
+#include "engine_harness.h"
+
+using rapport::testing::EngineHarness;
+using Strings = std::vector<std::string>;
+
+namespace {
+
+std::string Ev(const std::string& type, const std::string& customer, const std::string& ts,
+               const std::string& extra = "") {
+  std::string s = R"({"type":")" + type + R"(","customer_id":")" + customer + R"(","ts":")" + ts + "\"";
+  if (type == "purchase" && extra.find("amount") == std::string::npos) s += R"(,"amount":10)";
+  if (!extra.empty()) s += "," + extra;
+  return s + "}";
+}
+
+const char* kAction = R"(
+    actions:
+      - channel: email
+        template: t)";
+
+}  // namespace
+
+TEST_CASE("an event trigger fires at the event's time when the condition holds") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: big-spender
+    trigger: {event: purchase}
+    condition: event.amount >= 100)") + kAction);
+  h.Send(Ev("purchase", "a", "2026-01-01T10:00:00Z", R"("amount":99.99)"));
+  h.Send(Ev("purchase", "b", "2026-01-01T11:00:00Z", R"("amount":100)"));
+  h.Send(Ev("visit", "b", "2026-01-01T12:00:00Z"));
+  CHECK(h.Fired() == Strings{"big-spender b 2026-01-01T11:00:00.000Z"});
+}
+
+TEST_CASE("a missing field makes a condition unknown, and unknown never fires, even under not") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: no-coupon
+    trigger: {event: purchase}
+    condition: not (event.coupon == "SPRING"))") + kAction);
+  h.Send(Ev("purchase", "has-other", "2026-01-01T10:00:00Z", R"("coupon":"OTHER")"));
+  h.Send(Ev("purchase", "has-none", "2026-01-01T11:00:00Z"));
+  h.Send(Ev("purchase", "has-spring", "2026-01-01T12:00:00Z", R"("coupon":"SPRING")"));
+  CHECK(h.Fired() == Strings{"no-coupon has-other 2026-01-01T10:00:00.000Z"});
+}
+
+TEST_CASE("an inactivity timer fires at last event + duration, once per lapse, re-armed by the next event") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: lapsed
+    trigger:
+      inactivity: {event: visit, for: 30d}
+    condition: customer.visits >= 2)") + kAction);
+  h.Send(Ev("visit", "a", "2026-01-01T00:00:00Z"));
+  h.Send(Ev("visit", "a", "2026-01-10T00:00:00Z"));   // replaces the timer: due Feb 9
+  h.Send(Ev("visit", "solo", "2026-01-10T00:00:00Z"));  // one visit: its timer fires silently
+  h.Send(Ev("cart", "z", "2026-03-01T00:00:00Z"));     // moves the clock past both
+  CHECK(h.Fired() == Strings{"lapsed a 2026-02-09T00:00:00.000Z"});
+  h.Send(Ev("visit", "a", "2026-03-02T00:00:00Z"));    // comes back: a new lapse can fire
+  h.AdvanceTo("2026-04-01T00:00:00Z");
+  CHECK(h.Fired() == Strings{"lapsed a 2026-02-09T00:00:00.000Z", "lapsed a 2026-04-01T00:00:00.000Z"});
+  CHECK(h.processor->stats().timers_fired == 3);
+}
+
+TEST_CASE("a timer due exactly at an event's time fires before that event is applied") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: lapsed
+    trigger:
+      inactivity: {event: visit, for: 1d}
+    condition: customer.visits == 1)") + kAction);
+  h.Send(Ev("visit", "a", "2026-01-01T00:00:00Z"));
+  h.Send(Ev("visit", "a", "2026-01-02T00:00:00Z"));  // the timer is due now: it sees visits == 1
+  CHECK(h.Fired() == Strings{"lapsed a 2026-01-02T00:00:00.000Z"});
+}
+
+TEST_CASE("timers fire in (due, customer, campaign) order") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: b-second
+    trigger:
+      inactivity: {event: visit, for: 1h})") + kAction + R"(
+  - id: a-first
+    trigger:
+      inactivity: {event: visit, for: 1h})" + kAction);
+  h.Send(Ev("visit", "c2", "2026-01-01T00:00:00Z"));
+  h.Send(Ev("visit", "c1", "2026-01-01T00:00:00Z"));
+  h.Send(Ev("visit", "c0", "2026-01-01T00:30:00Z"));
+  h.AdvanceTo("2026-01-02T00:00:00Z");
+  CHECK(h.Fired() == Strings{"a-first c1 2026-01-01T01:00:00.000Z", "b-second c1 2026-01-01T01:00:00.000Z",
+                             "a-first c2 2026-01-01T01:00:00.000Z", "b-second c2 2026-01-01T01:00:00.000Z",
+                             "a-first c0 2026-01-01T01:30:00.000Z", "b-second c0 2026-01-01T01:30:00.000Z"});
+}
+
+TEST_CASE("a delay re-checks its condition when it ends") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: ask
+    trigger: {event: purchase}
+    condition: customer.purchases == 3
+    delay:
+      for: 2d
+      recheck: customer.referrals == 0)") + kAction);
+  for (const char* who : {"keeps-quiet", "refers"}) {
+    h.Send(Ev("purchase", who, "2026-01-01T00:00:00Z"));
+    h.Send(Ev("purchase", who, "2026-01-02T00:00:00Z"));
+    h.Send(Ev("purchase", who, "2026-01-03T00:00:00Z"));
+  }
+  h.Send(Ev("referral", "refers", "2026-01-04T00:00:00Z", R"("referred_customer_id":"x")"));
+  h.Send(Ev("purchase", "keeps-quiet", "2026-01-04T12:00:00Z"));  // a 4th purchase does not re-trigger
+  h.AdvanceTo("2026-02-01T00:00:00Z");
+  CHECK(h.Fired() == Strings{"ask keeps-quiet 2026-01-05T00:00:00.000Z"});
+  CHECK(h.processor->stats().campaigns.at("ask").suppressed[static_cast<int>(rapport::Suppression::kRecheck)] == 1);
+}
+
+TEST_CASE("a delay not yet over at the end of the stream does not fire") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: later
+    trigger: {event: visit}
+    delay: {for: 1d})") + kAction);
+  h.Send(Ev("visit", "a", "2026-01-01T00:00:00Z"));
+  h.AdvanceTo("2026-01-01T23:59:59.999Z");
+  CHECK(h.Fired().empty());
+  h.AdvanceTo("2026-01-02T00:00:00Z");
+  CHECK(h.Fired() == Strings{"later a 2026-01-02T00:00:00.000Z"});
+}
+
+TEST_CASE("entering a ladder stage triggers stage campaigns once, with custom thresholds") {
+  EngineHarness h(std::string(R"(
+ladder:
+  - stage: prospect
+  - stage: customer
+    when: customer.purchases >= 1
+  - stage: regular
+    when: customer.purchases >= 2 and customer.total_spent >= 50
+campaigns:
+  - id: welcome-regular
+    trigger: {stage: regular})") + kAction);
+  h.Send(Ev("purchase", "a", "2026-01-01T00:00:00Z", R"("amount":30)"));
+  h.Send(Ev("purchase", "a", "2026-01-02T00:00:00Z", R"("amount":10)"));  // 2 purchases, 40 spent
+  h.Send(Ev("purchase", "a", "2026-01-03T00:00:00Z", R"("amount":10.5)"));  // enters `regular`
+  h.Send(Ev("purchase", "a", "2026-01-04T00:00:00Z", R"("amount":10)"));  // still regular: no new entry
+  CHECK(h.Fired() == Strings{"welcome-regular a 2026-01-03T00:00:00.000Z"});
+  h.Commit();
+  auto p = h.StoredProfile("a");
+  CHECK(p.stage == 2);
+  CHECK(p.total_spent_cents == 6050);
+}
+
+TEST_CASE("the default ladder follows DESIGN.md") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: stage-report
+    trigger: {event: visit}
+    condition: customer.stage == "x")") + kAction);
+  auto stage_of = [&](const std::string& who) {
+    h.Commit();
+    return h.rules->ladder[h.StoredProfile(who).stage].name;
+  };
+  h.Send(Ev("visit", "v", "2026-01-01T00:00:00Z"));
+  CHECK(stage_of("v") == "prospect");
+  h.Send(Ev("purchase", "v", "2026-01-01T01:00:00Z"));
+  CHECK(stage_of("v") == "customer");
+  h.Send(Ev("purchase", "v", "2026-01-01T02:00:00Z"));
+  CHECK(stage_of("v") == "client");
+  h.Send(Ev("purchase", "v", "2026-01-01T03:00:00Z"));
+  CHECK(stage_of("v") == "supporter");
+  h.Send(Ev("referral", "v", "2026-01-01T04:00:00Z", R"("referred_customer_id":"r1")"));
+  CHECK(stage_of("v") == "advocate");
+  h.Send(Ev("referral", "v", "2026-01-01T05:00:00Z", R"("referred_customer_id":"r2")"));
+  h.Send(Ev("referral", "v", "2026-01-01T06:00:00Z", R"("referred_customer_id":"r3")"));
+  CHECK(stage_of("v") == "advocate");  // 3 referrals but only 3 purchases
+  h.Send(Ev("purchase", "v", "2026-01-01T07:00:00Z"));
+  h.Send(Ev("purchase", "v", "2026-01-01T08:00:00Z"));
+  CHECK(stage_of("v") == "partner");
+}
+
+TEST_CASE("limits: once per customer, cooldown, at most N per window") {
+  SECTION("once_per_customer") {
+    EngineHarness h(std::string(R"(
+campaigns:
+  - id: once
+    trigger: {event: visit}
+    limits: {once_per_customer: true})") + kAction);
+    h.Send(Ev("visit", "a", "2026-01-01T00:00:00Z"));
+    h.Send(Ev("visit", "a", "2026-03-01T00:00:00Z"));
+    h.Restart();  // the limit history survives a restart
+    h.Send(Ev("visit", "a", "2026-05-01T00:00:00Z"));
+    CHECK(h.Fired() == Strings{"once a 2026-01-01T00:00:00.000Z"});
+  }
+  SECTION("cooldown") {
+    EngineHarness h(std::string(R"(
+campaigns:
+  - id: cool
+    trigger: {event: visit}
+    limits: {cooldown: 7d})") + kAction);
+    h.Send(Ev("visit", "a", "2026-01-01T00:00:00Z"));
+    h.Send(Ev("visit", "a", "2026-01-07T23:59:59Z"));
+    h.Send(Ev("visit", "a", "2026-01-08T00:00:00Z"));
+    CHECK(h.Fired() == Strings{"cool a 2026-01-01T00:00:00.000Z", "cool a 2026-01-08T00:00:00.000Z"});
+    CHECK(h.processor->stats().campaigns.at("cool").suppressed[static_cast<int>(rapport::Suppression::kCooldown)] == 1);
+  }
+  SECTION("at_most") {
+    EngineHarness h(std::string(R"(
+campaigns:
+  - id: capped
+    trigger: {event: visit}
+    limits:
+      at_most: {count: 2, per: 10d})") + kAction);
+    for (const char* day : {"01", "02", "03", "10", "11", "12"}) {
+      h.Send(Ev("visit", "a", std::string("2026-01-") + day + "T00:00:00Z"));
+    }
+    // Jan 1 and 2 fire; 3 and 10 are capped (two in the last 10 days); 11 is
+    // more than 10 days after Jan 1, 12 after Jan 2.
+    CHECK(h.Fired() == Strings{"capped a 2026-01-01T00:00:00.000Z", "capped a 2026-01-02T00:00:00.000Z",
+                               "capped a 2026-01-11T00:00:00.000Z", "capped a 2026-01-12T00:00:00.000Z"});
+  }
+}
+
+TEST_CASE("holdout is deterministic per customer, recorded with held_out and counted") {
+  std::string rules = std::string(R"(
+campaigns:
+  - id: half
+    trigger: {event: visit}
+    holdout: 50%)") + kAction;
+  EngineHarness first(rules), second(rules);
+  for (int i = 0; i < 400; ++i) {
+    std::string e = Ev("visit", "c" + std::to_string(i), "2026-01-01T00:00:00Z");
+    first.Send(e);
+    second.Send(e);
+  }
+  size_t held = 0;
+  for (const auto& a : first.sink.actions) {
+    held += a.held_out;
+    CHECK(a.json.find(a.held_out ? "\"held_out\":true" : "\"held_out\":false") != std::string::npos);
+  }
+  CHECK(held > 150);
+  CHECK(held < 250);
+  CHECK(first.Fired() == second.Fired());
+  CHECK(first.processor->stats().campaigns.at("half").held_out == held);
+}
+
+TEST_CASE("inside a group only the highest priority match fires") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: generic
+    trigger: {event: purchase}
+    group: post-purchase
+    priority: 1)") + kAction + R"(
+  - id: vip
+    trigger: {event: purchase}
+    condition: event.amount > 500
+    group: post-purchase
+    priority: 10)" + kAction + R"(
+  - id: ungrouped
+    trigger: {event: purchase})" + kAction);
+  h.Send(Ev("purchase", "small", "2026-01-01T00:00:00Z", R"("amount":20)"));
+  h.Send(Ev("purchase", "big", "2026-01-01T01:00:00Z", R"("amount":900)"));
+  CHECK(h.Fired() == Strings{"generic small 2026-01-01T00:00:00.000Z", "ungrouped small 2026-01-01T00:00:00.000Z",
+                             "ungrouped big 2026-01-01T01:00:00.000Z", "vip big 2026-01-01T01:00:00.000Z"});
+}
+
+TEST_CASE("state and timers survive a restart; a replaced timer never fires") {
+  rapport::testing::TempDir dir;
+  std::string rules = std::string(R"(
+campaigns:
+  - id: lapsed
+    trigger:
+      inactivity: {event: visit, for: 1d})") + kAction;
+  {
+    EngineHarness h(rules, dir.File("state"));
+    h.Send(Ev("visit", "a", "2026-01-01T00:00:00Z"));
+    h.Send(Ev("visit", "a", "2026-01-01T12:00:00Z"));
+    h.Commit();
+  }
+  EngineHarness h(rules, dir.File("state"));
+  CHECK(h.processor->pending_timers() == 1);
+  REQUIRE(h.processor->clock());
+  CHECK(rapport::FormatRfc3339(*h.processor->clock()) == "2026-01-01T12:00:00.000Z");
+  h.AdvanceTo("2026-01-03T00:00:00Z");
+  CHECK(h.Fired() == Strings{"lapsed a 2026-01-02T12:00:00.000Z"});
+  auto p = h.StoredProfile("a");
+  REQUIRE(p.types.size() == 1);
+  CHECK(p.types[0].count == 2);
+}
+
+TEST_CASE("events older than the clock update state but do not move the clock back") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: second-visit
+    trigger: {event: visit}
+    condition: customer.visits == 2)") + kAction);
+  h.Send(Ev("visit", "a", "2026-01-05T00:00:00Z"));
+  h.Send(Ev("visit", "a", "2026-01-01T00:00:00Z"));
+  CHECK(h.Fired() == Strings{"second-visit a 2026-01-01T00:00:00.000Z"});
+  CHECK(rapport::FormatRfc3339(*h.processor->clock()) == "2026-01-05T00:00:00.000Z");
+  h.Commit();
+  auto p = h.StoredProfile("a");
+  CHECK(p.first_seen_ms == rapport::ParseRfc3339("2026-01-01T00:00:00Z")->ms);
+  CHECK(p.last_seen_ms == rapport::ParseRfc3339("2026-01-05T00:00:00Z")->ms);
+}
+
+TEST_CASE("declared aggregates: count, sum, min, max, last, and a sliding window") {
+  EngineHarness h(std::string(R"(
+aggregates:
+  orders: {function: count, event: purchase}
+  spent: {function: sum, event: purchase, field: amount}
+  smallest: {function: min, event: purchase, field: amount}
+  largest: {function: max, event: purchase, field: amount}
+  last_page: {function: last, event: visit, field: page}
+  spent_7d: {function: sum, event: purchase, field: amount, window: 7d}
+campaigns:
+  - id: report
+    trigger: {event: visit}
+    actions:
+      - channel: test
+        template: t
+        payload:
+          orders: "{{ customer.orders }}"
+          spent: "{{ customer.spent }}"
+          smallest: "{{ customer.smallest }}"
+          largest: "{{ customer.largest }}"
+          last_page: "{{ customer.last_page }}"
+          spent_7d: "{{ customer.spent_7d }}")"));
+  h.Send(Ev("purchase", "a", "2026-01-01T00:00:00Z", R"("amount":10.10)"));
+  h.Send(Ev("purchase", "a", "2026-01-05T00:00:00Z", R"("amount":0.2)"));
+  h.Send(Ev("purchase", "a", "2026-01-09T00:00:00Z", R"("amount":5)"));
+  h.Send(Ev("visit", "a", "2026-01-10T00:00:00Z", R"("page":"/shoes")"));
+  REQUIRE(h.sink.actions.size() == 1);
+  const std::string& json = h.sink.actions[0].json;
+  CHECK(json.find(R"("payload":{"orders":3,"spent":15.3,"smallest":0.2,"largest":10.1,"last_page":"/shoes","spent_7d":5.2})") !=
+        std::string::npos);
+}
+
+TEST_CASE("actions carry a stable id, the event time, rendered payload and trigger") {
+  std::string rules = R"(
+campaigns:
+  - id: thanks
+    trigger: {event: purchase}
+    actions:
+      - channel: email
+        template: thank-you
+        payload:
+          greeting: "Thanks {{ customer.id }} for order {{ event.order_id }}"
+          amount: "{{ event.amount }}"
+          code: "{{ coupon('THX') }}"
+          nested: {fixed: 3, list: [1, "two"]}
+)";
+  EngineHarness a(rules), b(rules);
+  std::string e = Ev("purchase", "c-1", "2026-01-01T10:00:00+02:00", R"("event_id":"e-7","order_id":"o-1","amount":12.5)");
+  a.Send(e);
+  b.Send(e);
+  REQUIRE(a.sink.actions.size() == 1);
+  CHECK(a.sink.actions[0].json == b.sink.actions[0].json);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = parser.parse(a.sink.actions[0].json);
+  CHECK(std::string_view(doc["action_id"]).size() == 32);
+  CHECK(std::string_view(doc["ts"]) == "2026-01-01T08:00:00.000Z");
+  CHECK(std::string_view(doc["campaign"]) == "thanks");
+  CHECK(std::string_view(doc["channel"]) == "email");
+  CHECK(std::string_view(doc["payload"]["greeting"]) == "Thanks c-1 for order o-1");
+  CHECK(double(doc["payload"]["amount"]) == 12.5);
+  std::string_view code = doc["payload"]["code"];
+  CHECK(code.substr(0, 4) == "THX-");
+  CHECK(code.size() == 14);
+  CHECK(int64_t(doc["payload"]["nested"]["fixed"]) == 3);
+  CHECK(std::string_view(doc["payload"]["nested"]["list"].at(1)) == "two");
+  CHECK(std::string_view(doc["trigger"]["event_id"]) == "e-7");
+  CHECK(bool(doc["held_out"]) == false);
+}
+
+TEST_CASE("coupon codes differ per customer and per secret") {
+  std::string rules = R"(
+campaigns:
+  - id: c
+    trigger: {event: visit}
+    actions:
+      - {channel: email, template: t, payload: {code: "{{ coupon('X') }}"}}
+)";
+  EngineHarness h(rules);
+  h.Send(Ev("visit", "a", "2026-01-01T00:00:00Z"));
+  h.Send(Ev("visit", "b", "2026-01-01T00:00:00Z"));
+  REQUIRE(h.sink.actions.size() == 2);
+  CHECK(h.sink.actions[0].json.substr(h.sink.actions[0].json.find("X-"), 12) !=
+        h.sink.actions[1].json.substr(h.sink.actions[1].json.find("X-"), 12));
+}
