@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   rapport::cli::AddGenerateCommand(app, &exit_code);
   rapport::cli::AddValidateCommand(app, &exit_code);
   rapport::cli::AddReplayCommand(app, &exit_code);
+  rapport::cli::AddDemoCommand(app, &exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

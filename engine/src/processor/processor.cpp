@@ -349,6 +349,8 @@ Status Processor::Apply(const Event& event) {
     const Campaign& c = rules.campaigns[candidates_[i]];
     if (c.group.empty()) continue;
     for (size_t j = 0; j < candidates_.size(); ++j) {
+      // A suppressed candidate lost to a better one, which is still listed.
+      if (candidates_[j] == UINT32_MAX) continue;
       const Campaign& other = rules.campaigns[candidates_[j]];
       if (i == j || other.group != c.group) continue;
       if (other.priority > c.priority || (other.priority == c.priority && j < i)) {
