@@ -97,6 +97,12 @@ int RunGenerate(const GenerateArgs& a) {
   if (!ParseRate(a.bad_rate, &o.bad_rate) || o.bad_rate < 0 || o.bad_rate > 1) {
     return Fail("--bad-rate must be a number from 0 to 1, got \"" + a.bad_rate + "\"");
   }
+  if (const EventTime last = *ParseDate("9999-12-31"); o.days > (last.ms - o.start.ms) / kMsPerDay + 1) {
+    return Fail("--days " + a.days + " from " + a.start + " ends after 9999-12-31");
+  }
+  if (a.id_prefix.size() > connectors::kMaxIdPrefixBytes) {
+    return Fail("--id-prefix must be at most " + std::to_string(connectors::kMaxIdPrefixBytes) + " bytes");
+  }
   o.id_prefix = a.id_prefix;
   o.epoch_ms = a.epoch_ms;
   if (Status s = connectors::ValidateStoreSimulatorOptions(o); !s.ok()) return Fail(s.message());

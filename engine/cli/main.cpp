@@ -13,6 +13,11 @@ int main(int argc, char** argv) {
   rapport::cli::AddValidateCommand(app, &exit_code);
   rapport::cli::AddReplayCommand(app, &exit_code);
   rapport::cli::AddDemoCommand(app, &exit_code);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every usage error exits 2, whatever CLI11's own code.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   return exit_code;
 }

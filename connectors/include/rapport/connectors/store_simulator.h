@@ -90,6 +90,7 @@ class StoreSimulator {
  private:
   struct Impl;
   explicit StoreSimulator(std::unique_ptr<Impl> impl);
+  friend Status WriteStoreEvents(const StoreSimulatorOptions&, std::FILE*, GenerateStats*);
   std::unique_ptr<Impl> impl_;
 };
 
