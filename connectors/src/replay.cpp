@@ -148,7 +148,7 @@ std::string Thousands(uint64_t n) {
   return out;
 }
 
-void Row(std::string* out, std::string_view label, const std::string& value, int width = 22) {
+void Row(std::string* out, std::string_view label, const std::string& value, int width = 24) {
   out->append("  ");
   out->append(label);
   out->append(static_cast<size_t>(std::max<int>(1, width - static_cast<int>(label.size()))), ' ');

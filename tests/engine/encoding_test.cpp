@@ -1,0 +1,156 @@
+// Encodings: varints, key order, and profile round trips.
+#include <catch2/catch.hpp>
+#include <random>
+
+#include "rapport/engine/coding.h"
+#include "rapport/engine/profile.h"
+#include "rapport/engine/state_store.h"
+
+using namespace rapport;
+
+TEST_CASE("varints and ordered integers round-trip at their edges") {
+  std::string buf;
+  const int64_t values[] = {0, 1, -1, 63, -64, 127, 128, INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN};
+  for (int64_t v : values) {
+    coding::PutSignedVarint(&buf, v);
+    coding::PutVarint(&buf, static_cast<uint64_t>(v));
+    coding::PutOrderedInt64(&buf, v);
+  }
+  coding::Reader in(buf);
+  for (int64_t v : values) {
+    int64_t s, o;
+    uint64_t u;
+    REQUIRE(in.GetSignedVarint(&s));
+    REQUIRE(in.GetVarint(&u));
+    REQUIRE(in.GetOrderedInt64(&o));
+    CHECK(s == v);
+    CHECK(u == static_cast<uint64_t>(v));
+    CHECK(o == v);
+  }
+  CHECK(in.empty());
+  uint64_t u;
+  coding::Reader truncated(std::string_view("\x80\x80", 2));
+  CHECK_FALSE(truncated.GetVarint(&u));
+}
+
+TEST_CASE("timer keys sort by (due, customer, campaign), negative times included") {
+  struct T {
+    int64_t due;
+    const char* customer;
+    const char* campaign;
+  };
+  const T in_order[] = {{-5000, "z", "a"}, {0, "a", "b"}, {0, "a", "c"}, {0, "a1", "a"}, {0, "b", "a"}, {7, "a", "a"}};
+  std::vector<std::string> keys;
+  for (const T& t : in_order) {
+    std::string k;
+    AppendTimerKey(&k, 3, EventTime{t.due}, t.customer, t.campaign);
+    keys.push_back(k);
+  }
+  CHECK(std::is_sorted(keys.begin(), keys.end()));
+  uint32_t partition;
+  EventTime due;
+  std::string_view customer, campaign;
+  REQUIRE(ParseTimerKey(keys[0], &partition, &due, &customer, &campaign));
+  CHECK(partition == 3);
+  CHECK(due.ms == -5000);
+  CHECK(customer == "z");
+  CHECK(campaign == "a");
+  CHECK_FALSE(ParseTimerKey("abc", &partition, &due, &customer, &campaign));
+}
+
+TEST_CASE("profiles round-trip through their encoding") {
+  std::mt19937_64 rng(42);
+  for (int round = 0; round < 200; ++round) {
+    Profile p;
+    const int64_t base = static_cast<int64_t>(rng() % 4000000000000ULL) - 1000000000000LL;
+    p.first_seen_ms = base;
+    p.last_seen_ms = base + static_cast<int64_t>(rng() % 100000000);
+    p.total_spent_cents = static_cast<int64_t>(rng() % 1000000) - 1000;
+    p.stage = static_cast<uint8_t>(rng() % 6);
+    for (uint32_t t = 0; t < rng() % 5 + 1; ++t) {
+      TypeStats& s = p.Type(t * 7);
+      s.count = rng() % 1000 + 1;
+      s.last_ms = base + static_cast<int64_t>(rng() % 1000000);
+    }
+    for (uint32_t c = 0; c < rng() % 4; ++c) {
+      CampaignState& s = p.Campaign(c);
+      if (rng() % 2) s.armed_due_ms = base + 30LL * 86400000;
+      s.fired = static_cast<uint32_t>(rng() % 3);
+      if (s.fired > 0) s.last_fired_ms = base + 1;
+      for (uint32_t k = 0; k < s.fired; ++k) s.recent_ms.push_back(base + k);
+    }
+    const std::vector<std::pair<int64_t, int64_t>> window = {{base, 5}, {base + 10, -7}};
+    const std::string text("page\0with nul", 13);
+    p.Aggregate(1).kind = AggregateState::Kind::kNumber;
+    p.Aggregate(1).number = -1234;
+    p.Aggregate(1).window = window;
+    p.Aggregate(2).kind = AggregateState::Kind::kString;
+    p.Aggregate(2).text = text;
+    p.Aggregate(3).kind = AggregateState::Kind::kBool;
+    p.Aggregate(3).boolean = true;
+
+    std::string bytes;
+    EncodeProfile(p, &bytes);
+    Profile q;
+    REQUIRE(DecodeProfile(bytes, &q).ok());
+    std::string again;
+    p.Compact();
+    EncodeProfile(q, &again);
+    CHECK(again == bytes);
+    CHECK(q.first_seen_ms == p.first_seen_ms);
+    CHECK(q.last_seen_ms == p.last_seen_ms);
+    CHECK(q.total_spent_cents == p.total_spent_cents);
+    CHECK(q.stage == p.stage);
+    REQUIRE(q.types.size() == p.types.size());
+    for (size_t i = 0; i < p.types.size(); ++i) {
+      CHECK(q.types[i].count == p.types[i].count);
+      CHECK(q.types[i].last_ms == p.types[i].last_ms);
+    }
+    REQUIRE(q.campaigns.size() == p.campaigns.size());
+    for (size_t i = 0; i < p.campaigns.size(); ++i) {
+      CHECK(q.campaigns[i].armed_due_ms == p.campaigns[i].armed_due_ms);
+      CHECK(q.campaigns[i].fired == p.campaigns[i].fired);
+      CHECK(q.campaigns[i].recent_ms == p.campaigns[i].recent_ms);
+    }
+    CHECK(q.aggregates[0].number == -1234);
+    CHECK(q.aggregates[0].window == window);
+    CHECK(q.aggregates[1].text == text);
+    CHECK(q.aggregates[2].boolean);
+  }
+}
+
+TEST_CASE("a typical standard-pack profile is small") {
+  Profile p;
+  p.first_seen_ms = 1767225600000;
+  p.last_seen_ms = p.first_seen_ms + 40LL * 86400000;
+  p.total_spent_cents = 12345;
+  p.stage = 3;
+  for (uint32_t t = 0; t < 3; ++t) {
+    TypeStats& s = p.Type(t);
+    s.count = 5;
+    s.last_ms = p.last_seen_ms - t * 1000;
+  }
+  CampaignState& c = p.Campaign(0);
+  c.armed_due_ms = p.last_seen_ms + 30LL * 86400000;
+  std::string bytes;
+  EncodeProfile(p, &bytes);
+  // With a 12-byte key (partition + "c-123456") it must fit the 64-byte budget.
+  CHECK(bytes.size() + 12 <= 64);
+}
+
+TEST_CASE("corrupt profile bytes are a Corruption status, never a crash") {
+  Profile p;
+  p.first_seen_ms = 1;
+  p.Type(1).count = 2;
+  std::string bytes;
+  EncodeProfile(p, &bytes);
+  Profile q;
+  for (size_t cut = 0; cut < bytes.size(); ++cut) {
+    Status s = DecodeProfile(std::string_view(bytes.data(), cut), &q);
+    CHECK(s.code() == StatusCode::kCorruption);
+  }
+  std::string wrong = bytes;
+  wrong[0] = 99;
+  CHECK(DecodeProfile(wrong, &q).message().find("version 99") != std::string::npos);
+  CHECK(DecodeProfile(bytes + "x", &q).code() == StatusCode::kCorruption);
+}
