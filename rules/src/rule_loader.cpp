@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "rapport/rules/rule_set.h"
+#include "suggest.h"
 
 namespace rapport::rules {
 namespace {
@@ -35,36 +36,6 @@ constexpr DefaultStage kDefaultLadder[] = {
     {"advocate", "customer.referrals >= 1"},
     {"partner", "customer.referrals >= 3 and customer.purchases >= 5"},
 };
-
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-// The closest of `candidates` to `name`, or "" when none is close.
-template <class Range>
-std::string Closest(std::string_view name, const Range& candidates) {
-  std::string best;
-  size_t best_distance = std::max<size_t>(2, name.size() / 3) + 1;
-  for (const auto& c : candidates) {
-    size_t d = EditDistance(name, c);
-    if (d < best_distance) {
-      best_distance = d;
-      best = c;
-    }
-  }
-  return best;
-}
 
 // One parsed file: its text (to map expression offsets to columns) and root.
 struct File {
