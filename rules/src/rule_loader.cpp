@@ -4,12 +4,15 @@
 // 1. parse each file and collect the names it declares (event types,
 //    aggregates, the ladder's stages);
 // 2. build the table of `customer.*` fields from those names;
-// 3. compile every ladder stage, aggregate and campaign, collecting every
-//    error with its file:line:col.
+// 3. compile the aggregates, then the ladder's stages (which may read the
+//    aggregates), then the campaigns, collecting every error with its
+//    file:line:col.
 // yaml-cpp throws on malformed YAML; those exceptions stop here.
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -100,6 +103,8 @@ class Loader {
   RuleSet* rules_ = nullptr;
   std::vector<File> files_;
   std::set<std::string> event_types_;
+  // Where each declared event type was first written, for errors.
+  std::map<std::string, std::pair<const File*, YAML::Mark>> event_type_marks_;
   struct PendingAggregate {
     const File* file;
     std::string name;
@@ -252,36 +257,104 @@ std::optional<uint32_t> Loader::EventTypeOf(const File& f, const YAML::Node& n) 
   return std::nullopt;
 }
 
+// The number grammar of RFC 8259. The literal is copied into the action as
+// it is written, so anything YAML or strtod accept beyond it (`007`, `1.`,
+// `0x10`, `-inf`, `.5`, `+1`) would make the action invalid JSON. A number
+// too large for a double (`1e999`) is refused too: JSON readers reject it.
+bool IsJsonNumber(const std::string& s) {
+  auto digit = [&s](size_t i) { return i < s.size() && s[i] >= '0' && s[i] <= '9'; };
+  size_t i = 0;
+  if (i < s.size() && s[i] == '-') ++i;
+  if (!digit(i)) return false;
+  if (s[i] == '0') {
+    ++i;
+  } else {
+    while (digit(i)) ++i;
+  }
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digit(i)) return false;
+    while (digit(i)) ++i;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (!digit(i)) return false;
+    while (digit(i)) ++i;
+  }
+  return i == s.size() && std::isfinite(std::strtod(s.c_str(), nullptr));
+}
+
+// Finds where the character at `offset` of a scalar's value was written,
+// walking the value and the source text from `start` side by side. YAML only
+// adds or removes blanks between the source and the value: it strips
+// indentation, and turns line breaks into spaces (plain and folded `>`
+// scalars), drops them (a folded break before an empty line) or keeps them
+// (literal `|`). So every other character of the value is the next such
+// character of the source; blanks are matched when they line up and skipped
+// otherwise. Returns false when the two disagree (an escape in a quoted
+// scalar), and the caller falls back to arithmetic on the scalar's start.
+// An offset past the end points just after the value's last character.
+bool FindInSource(const std::string& text, size_t start, const std::string& value, size_t offset, size_t* pos) {
+  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  size_t p = start;
+  size_t after_last = start;  // just after the last non-blank character matched
+  for (size_t k = 0; k < value.size() && k <= offset; ++k) {
+    const char c = value[k];
+    size_t at = p;
+    if (blank(c)) {
+      if (p < text.size() && text[p] == c) {
+        ++p;
+      } else {
+        // A line break the value shows as a space, or one it adds or drops:
+        // move past the rest of the source line if it is blank.
+        size_t q = p;
+        while (q < text.size() && blank(text[q]) && text[q] != '\n') ++q;
+        if (q < text.size() && text[q] == '\n') p = q + 1;
+      }
+    } else {
+      while (p < text.size() && text[p] != c) {
+        if (!blank(text[p])) return false;
+        ++p;
+      }
+      if (p >= text.size()) return false;
+      at = p++;
+      after_last = p;
+    }
+    if (k == offset) {
+      *pos = at;
+      return true;
+    }
+  }
+  *pos = after_last;
+  return true;
+}
+
 void Loader::Locate(const File& f, const YAML::Node& n, size_t offset, int* line, int* column) const {
   const YAML::Mark mark = n.Mark();
   *line = mark.line + 1;
   *column = mark.column + 1;
   if (mark.pos < 0 || static_cast<size_t>(mark.pos) >= f.text.size()) return;
-  char style = f.text[mark.pos];
+  const size_t at = static_cast<size_t>(mark.pos);
+  const char style = f.text[at];
+  size_t start = at;
   if (style == '"' || style == '\'') {
-    *column += 1 + static_cast<int>(offset);
+    start = at + 1;
+  } else if (style == '|' || style == '>') {
+    // A block scalar's content starts on the line after its header.
+    start = f.text.find('\n', at);
+    start = start == std::string::npos ? f.text.size() : start + 1;
+  }
+  size_t pos = 0;
+  if (FindInSource(f.text, start, n.Scalar(), offset, &pos)) {
+    const auto next_line = std::upper_bound(f.line_starts.begin(), f.line_starts.end(), pos);
+    const size_t l = static_cast<size_t>(next_line - f.line_starts.begin()) - 1;
+    *line = static_cast<int>(l) + 1;
+    *column = static_cast<int>(pos - f.line_starts[l]) + 1;
     return;
   }
-  if (style == '|' || style == '>') {
-    // Block scalar: content starts on the next line at its indentation.
-    const std::string& value = n.Scalar();
-    size_t newlines = static_cast<size_t>(std::count(value.begin(), value.begin() + std::min(offset, value.size()), '\n'));
-    size_t last_nl = value.rfind('\n', offset == 0 ? 0 : offset - 1);
-    size_t in_line = (last_nl == std::string::npos || offset == 0) ? offset : offset - last_nl - 1;
-    size_t content_line = static_cast<size_t>(mark.line) + 1 + newlines;
-    int indent = 0;
-    if (content_line < f.line_starts.size()) {
-      size_t p = f.line_starts[content_line];
-      while (p < f.text.size() && f.text[p] == ' ') {
-        ++p;
-        ++indent;
-      }
-    }
-    *line = static_cast<int>(content_line) + 1;
-    *column = indent + static_cast<int>(in_line) + 1;
-    return;
-  }
-  *column += static_cast<int>(offset);
+  if (style == '|' || style == '>') return;  // the header, at least
+  *column += static_cast<int>(offset) + (start > at ? 1 : 0);
 }
 
 std::unique_ptr<Expr> Loader::CompileIn(const File& f, const YAML::Node& n, std::string_view text,
@@ -328,20 +401,18 @@ bool Loader::CompilePayload(const File& f, const YAML::Node& n, const Scope& sco
     return true;
   }
   const std::string& s = n.Scalar();
-  bool quoted = n.Tag() == "!";  // yaml-cpp tags quoted scalars "!"
-  if (!quoted && (s == "true" || s == "false")) {
+  // yaml-cpp tags plain scalars "?", quoted and block ones "!": only a plain
+  // scalar can be a boolean or a number.
+  const bool plain = n.Tag() == "?";
+  if (plain && (s == "true" || s == "false")) {
     out->kind = PayloadNode::Kind::kLiteral;
     out->literal_json = s;
     return true;
   }
-  if (!quoted && !s.empty()) {
-    char* end = nullptr;
-    std::strtod(s.c_str(), &end);
-    if (*end == '\0' && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-')) {
-      out->kind = PayloadNode::Kind::kLiteral;
-      out->literal_json = s;
-      return true;
-    }
+  if (plain && IsJsonNumber(s)) {
+    out->kind = PayloadNode::Kind::kLiteral;
+    out->literal_json = s;
+    return true;
   }
   out->kind = PayloadNode::Kind::kTemplate;
   size_t pos = 0;
@@ -412,6 +483,7 @@ void Loader::Declare(File& f) {
             Error(f, t.Mark(), Code::kBadValue, "an event type cannot be empty");
           } else {
             event_types_.insert(*s);
+            event_type_marks_.emplace(*s, std::make_pair(&f, t.Mark()));
           }
         }
       }
@@ -437,14 +509,42 @@ void Loader::Declare(File& f) {
 
 void Loader::BuildFieldTable() {
   rules_->event_types.assign(event_types_.begin(), event_types_.end());
-  auto add = [this](const std::string& name, CustomerFieldKind kind, uint32_t index, Type type) {
-    fields_.emplace(name, CustomerFieldRef{PackCustomerField(kind, index), type});
+  // A type whose fields would clash with another field (`seen` and the
+  // built-in `last_seen`) is an error: otherwise one of the two silently
+  // reads the other's value. `owners` says which type defined each field
+  // (none for the built-in ones).
+  std::map<std::string, std::optional<uint32_t>> owners;
+  auto declared_at = [this](uint32_t type) { return event_type_marks_.find(rules_->event_types[type]); };
+  auto add = [&](const std::string& name, CustomerFieldKind kind, std::optional<uint32_t> type, Type value_type) {
+    if (fields_.emplace(name, CustomerFieldRef{PackCustomerField(kind, type.value_or(0)), value_type}).second) {
+      owners.emplace(name, type);
+      return;
+    }
+    const std::optional<uint32_t> other = owners[name];
+    const std::string field = "`customer." + name + "`";
+    if (!other) {
+      auto at = declared_at(*type);
+      if (at == event_type_marks_.end()) return;  // built-in types do not clash with built-in fields
+      Error(*at->second.first, at->second.second, Code::kDuplicate,
+            "event type `" + rules_->event_types[*type] + "` would define " + field +
+                ", which is a built-in customer field",
+            "give the event type another name");
+      return;
+    }
+    // Two types: report at the declared one (both cannot be built in).
+    auto at = declared_at(*type);
+    if (at == event_type_marks_.end()) at = declared_at(*other);
+    if (at == event_type_marks_.end()) return;
+    Error(*at->second.first, at->second.second, Code::kDuplicate,
+          "event types `" + rules_->event_types[*other] + "` and `" + rules_->event_types[*type] +
+              "` would both define " + field,
+          "give one of the event types another name");
   };
-  add("id", CustomerFieldKind::kId, 0, Type::kString);
-  add("stage", CustomerFieldKind::kStage, 0, Type::kString);
-  add("total_spent", CustomerFieldKind::kTotalSpent, 0, Type::kNumber);
-  add("first_seen", CustomerFieldKind::kFirstSeen, 0, Type::kTime);
-  add("last_seen", CustomerFieldKind::kLastSeen, 0, Type::kTime);
+  add("id", CustomerFieldKind::kId, std::nullopt, Type::kString);
+  add("stage", CustomerFieldKind::kStage, std::nullopt, Type::kString);
+  add("total_spent", CustomerFieldKind::kTotalSpent, std::nullopt, Type::kNumber);
+  add("first_seen", CustomerFieldKind::kFirstSeen, std::nullopt, Type::kTime);
+  add("last_seen", CustomerFieldKind::kLastSeen, std::nullopt, Type::kTime);
   for (uint32_t i = 0; i < rules_->event_types.size(); ++i) {
     add(PluralOf(rules_->event_types[i]), CustomerFieldKind::kCount, i, Type::kNumber);
     add("last_" + rules_->event_types[i], CustomerFieldKind::kLastOf, i, Type::kTime);
@@ -781,8 +881,11 @@ LoadResult Loader::Load(std::vector<File> files) {
     if (f.ok) Declare(f);
   }
   BuildFieldTable();
-  CompileLadder();
+  // Aggregates first, so that ladder stages can read them. An aggregate is
+  // computed from its event's fields only (it has no expression), so it can
+  // never depend on the stage.
   CompileAggregates();
+  CompileLadder();
   for (const File& f : files_) {
     if (!f.ok || !f.root.IsMap()) continue;
     if (const YAML::Node cs = f.root["campaigns"]; cs && ExpectList(f, cs, "campaigns")) {
@@ -827,10 +930,16 @@ File ParseFile(std::string path, std::string text, Diagnostics* diagnostics) {
 }  // namespace
 
 LoadResult LoadRulesFromStrings(const std::vector<std::pair<std::string, std::string>>& sources) {
+  // Sort the sources, not the parsed files: assigning to a YAML::Node
+  // writes through to every copy of it, so swapping Files left several of
+  // them holding the same document.
+  std::vector<const std::pair<std::string, std::string>*> sorted;
+  for (const auto& source : sources) sorted.push_back(&source);
+  std::stable_sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
   Diagnostics parse_errors;
   std::vector<File> files;
-  for (const auto& [path, text] : sources) files.push_back(ParseFile(path, text, &parse_errors));
-  std::sort(files.begin(), files.end(), [](const File& a, const File& b) { return a.path < b.path; });
+  files.reserve(sorted.size());
+  for (const auto* source : sorted) files.push_back(ParseFile(source->first, source->second, &parse_errors));
   Loader loader;
   LoadResult result = loader.Load(std::move(files));
   if (!parse_errors.empty()) {

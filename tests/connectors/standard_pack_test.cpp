@@ -1,6 +1,6 @@
 // The standard pack over a generated stream with 1% malformed lines, checked
-// against an independent, deliberately plain computation of DESIGN.md's
-// semantics for the three campaigns.
+// against an independent, deliberately plain computation of the three
+// campaigns' semantics as docs/rule-language.md states them.
 #include <simdjson.h>
 
 #include <catch2/catch.hpp>

@@ -146,13 +146,16 @@ campaigns:
   h.Send(Ev("purchase", "a", "2026-01-03T00:00:00Z", R"("amount":10.5)"));  // enters `regular`
   h.Send(Ev("purchase", "a", "2026-01-04T00:00:00Z", R"("amount":10)"));  // still regular: no new entry
   CHECK(h.Fired() == Strings{"welcome-regular a 2026-01-03T00:00:00.000Z"});
+  REQUIRE(h.sink.actions.size() == 1);
+  CHECK(h.sink.actions[0].json.find(R"("trigger":{"kind":"stage","stage":"regular","event_type":"purchase"},)") !=
+        std::string::npos);
   h.Commit();
   auto p = h.StoredProfile("a");
   CHECK(p.stage == 2);
   CHECK(p.total_spent_cents == 6050);
 }
 
-TEST_CASE("the default ladder follows DESIGN.md") {
+TEST_CASE("the default ladder is the one docs/rule-language.md describes") {
   EngineHarness h(std::string(R"(
 campaigns:
   - id: stage-report
@@ -388,4 +391,126 @@ campaigns:
   REQUIRE(h.sink.actions.size() == 2);
   CHECK(h.sink.actions[0].json.substr(h.sink.actions[0].json.find("X-"), 12) !=
         h.sink.actions[1].json.substr(h.sink.actions[1].json.find("X-"), 12));
+}
+
+TEST_CASE("unquoted payload scalars are JSON numbers only in JSON's own grammar, else strings") {
+  EngineHarness h(R"(
+campaigns:
+  - id: scalars
+    trigger: {event: visit}
+    actions:
+      - channel: email
+        template: t
+        payload:
+          leading_zero: 007
+          trailing_dot: 1.
+          hex: 0x10
+          minus_inf: -inf
+          dot_inf: .inf
+          not_a_number: .nan
+          dot_five: .5
+          plus_one: +1
+          too_big: 1e999
+          underscores: 1_000
+          zero: 0
+          whole: 10
+          negative: -3
+          fraction: 2.5
+          exponent: 1E3
+          small: -0.5e-2
+          word: yes
+          cased: True
+          yes_bool: true
+          no_bool: false
+          tilde: ~
+          nothing:
+          quoted_number: "42"
+          quotes_and_backslash: He said "hi" \ twice
+)");
+  h.Send(Ev("visit", "a", "2026-01-01T00:00:00Z"));
+  REQUIRE(h.sink.actions.size() == 1);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  INFO(h.sink.actions[0].json);
+  REQUIRE(parser.parse(h.sink.actions[0].json).get(doc) == simdjson::SUCCESS);
+  simdjson::dom::element payload = doc["payload"];
+  auto string_of = [&](const char* key) { return std::string(std::string_view(payload[key])); };
+  CHECK(string_of("leading_zero") == "007");
+  CHECK(string_of("trailing_dot") == "1.");
+  CHECK(string_of("hex") == "0x10");
+  CHECK(string_of("minus_inf") == "-inf");
+  CHECK(string_of("dot_inf") == ".inf");
+  CHECK(string_of("not_a_number") == ".nan");
+  CHECK(string_of("dot_five") == ".5");
+  CHECK(string_of("plus_one") == "+1");
+  CHECK(string_of("too_big") == "1e999");
+  CHECK(string_of("underscores") == "1_000");
+  CHECK(int64_t(payload["zero"]) == 0);
+  CHECK(int64_t(payload["whole"]) == 10);
+  CHECK(int64_t(payload["negative"]) == -3);
+  CHECK(double(payload["fraction"]) == 2.5);
+  CHECK(double(payload["exponent"]) == 1000);
+  CHECK(double(payload["small"]) == -0.005);
+  CHECK(string_of("word") == "yes");
+  CHECK(string_of("cased") == "True");
+  CHECK(bool(payload["yes_bool"]) == true);
+  CHECK(bool(payload["no_bool"]) == false);
+  CHECK(payload["tilde"].is_null());
+  CHECK(payload["nothing"].is_null());
+  CHECK(string_of("quoted_number") == "42");
+  CHECK(string_of("quotes_and_backslash") == R"(He said "hi" \ twice)");
+}
+
+TEST_CASE("a ladder stage can read a declared aggregate, and its action names the stage entered") {
+  EngineHarness h(std::string(R"(
+aggregates:
+  spent_30d: {function: sum, event: purchase, field: amount, window: 30d}
+ladder:
+  - stage: prospect
+  - stage: big-spender
+    when: customer.spent_30d >= 100
+campaigns:
+  - id: welcome-big
+    trigger: {stage: big-spender}
+    condition: event.amount > 0)") + kAction + R"(
+  - id: every-purchase
+    trigger: {event: purchase})" + kAction);
+  h.Send(Ev("purchase", "a", "2026-01-01T00:00:00Z", R"("event_id":"e-1","amount":60)"));
+  h.Send(Ev("purchase", "a", "2026-01-02T00:00:00Z", R"("event_id":"e-2","amount":50)"));
+  CHECK(h.Fired() == Strings{"every-purchase a 2026-01-01T00:00:00.000Z", "every-purchase a 2026-01-02T00:00:00.000Z",
+                             "welcome-big a 2026-01-02T00:00:00.000Z"});
+  REQUIRE(h.sink.actions.size() == 3);
+  // Event triggers are reported as before; a stage entry says which stage,
+  // and which event moved the customer there.
+  CHECK(h.sink.actions[1].json.find(R"("trigger":{"kind":"event","event_type":"purchase","event_id":"e-2"},)") !=
+        std::string::npos);
+  CHECK(h.sink.actions[2].json.find(
+            R"("trigger":{"kind":"stage","stage":"big-spender","event_type":"purchase","event_id":"e-2"},)") !=
+        std::string::npos);
+  h.Commit();
+  CHECK(h.StoredProfile("a").stage == 1);
+}
+
+TEST_CASE("an event of a type the rules do not know can move the stage, and fires its campaigns") {
+  // The ladder's now() is last_seen, which every event moves: a customer
+  // lapses at their first event, of any type, 30 days after their purchase.
+  EngineHarness h(std::string(R"(
+ladder:
+  - stage: prospect
+  - stage: buyer
+    when: customer.purchases >= 1
+  - stage: lapsed
+    when: customer.purchases >= 1 and days_since(customer.last_purchase) > 30
+campaigns:
+  - id: win-back
+    trigger: {stage: lapsed})") + kAction);
+  h.Send(Ev("purchase", "a", "2026-01-01T00:00:00Z"));
+  h.Send(Ev("newsletter_open", "a", "2026-01-20T00:00:00Z"));  // not yet 30 days
+  h.Send(Ev("newsletter_open", "a", "2026-02-15T00:00:00Z", R"("event_id":"n-2")"));
+  h.Send(Ev("newsletter_open", "a", "2026-02-16T00:00:00Z"));  // already lapsed: no new entry
+  CHECK(h.Fired() == Strings{"win-back a 2026-02-15T00:00:00.000Z"});
+  REQUIRE(h.sink.actions.size() == 1);
+  CHECK(h.sink.actions[0].json.find(
+            R"("trigger":{"kind":"stage","stage":"lapsed","event_type":"newsletter_open","event_id":"n-2"},)") !=
+        std::string::npos);
 }

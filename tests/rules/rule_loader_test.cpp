@@ -14,6 +14,13 @@ std::vector<std::string> Errors(const rapport::rules::LoadResult& r) {
   return out;
 }
 
+// Every diagnostic, one a line, for a failure's message.
+std::string All(const rapport::rules::LoadResult& r) {
+  std::string out;
+  for (const auto& d : r.diagnostics) out += d.ToString() + "\n";
+  return out;
+}
+
 bool Has(const rapport::rules::LoadResult& r, const std::string& needle) {
   for (const auto& d : r.diagnostics) {
     if (d.ToString().find(needle) != std::string::npos) return true;
@@ -146,4 +153,114 @@ TEST_CASE("PluralOf names the count fields") {
   CHECK(PluralOf("search") == "searches");
   CHECK(PluralOf("reply") == "replies");
   CHECK(PluralOf("day") == "days");
+}
+
+TEST_CASE("a ladder stage can use a declared aggregate, but not the stage itself") {
+  auto r = LoadRulesFromStrings({{"ladder.yaml", R"(ladder:
+  - stage: prospect
+  - stage: regular
+    when: customer.orders_90d >= 3
+)"},
+                                 {"aggregates.yaml", R"(aggregates:
+  orders_90d: {function: count, event: purchase, window: 90d}
+)"}});
+  INFO(All(r));
+  REQUIRE(r.rules);
+  REQUIRE(r.rules->ladder.size() == 2);
+  CHECK(r.rules->ladder[1].condition);
+  auto self = LoadRulesFromStrings({{"x.yaml", R"(ladder:
+  - stage: prospect
+  - stage: again
+    when: customer.stage == "prospect"
+)"}});
+  CHECK_FALSE(self.rules);
+  CHECK(Has(self, "x.yaml:4:11: error[unknown-field]"));
+  CHECK(Has(self, "a ladder stage cannot depend on the stage itself"));
+}
+
+TEST_CASE("errors inside folded and literal block scalars point at their line and column") {
+  SECTION("folded `>`") {
+    auto r = LoadRulesFromStrings({{"f.yaml", R"(campaigns:
+  - id: folded
+    trigger: {event: visit}
+    condition: >
+      customer.visits >= 2
+      and customer.visit > 3
+    actions: [{channel: email, template: t}]
+)"}});
+    CHECK_FALSE(r.rules);
+    INFO(All(r));
+    CHECK(Has(r, "f.yaml:6:11: error[unknown-field]: unknown field `customer.visit`"));
+  }
+  SECTION("folded `>-`, with an empty line and a more-indented line") {
+    auto r = LoadRulesFromStrings({{"f.yaml", R"(campaigns:
+  - id: folded
+    trigger: {event: visit}
+    condition: >-
+      customer.visits >= 2
+
+      and (customer.purchases > 1
+          or customer.referals > 0)
+    actions: [{channel: email, template: t}]
+  - id: syntax
+    trigger: {event: visit}
+    condition: >
+
+      customer.visits >= 2
+
+      and event.x = 1
+    actions: [{channel: email, template: t}]
+)"}});
+    CHECK_FALSE(r.rules);
+    INFO(All(r));
+    CHECK(Has(r, "f.yaml:8:14: error[unknown-field]: unknown field `customer.referals`"));
+    CHECK(Has(r, "f.yaml:16:19: error[syntax]: unexpected `=`"));
+  }
+  SECTION("literal `|`, a payload template in a folded block, and a plain scalar over two lines") {
+    auto r = LoadRulesFromStrings({{"f.yaml", R"(campaigns:
+  - id: blocks
+    trigger: {event: visit}
+    condition: |
+      customer.visits >= 2
+        and customer.vists > 3
+    delay:
+      for: 1d
+      recheck: customer.visits > 1
+        and customer.purchase > 0
+    actions:
+      - channel: email
+        template: t
+        payload:
+          text: >
+            Hello
+            {{ customer.nope }}
+)"}});
+    CHECK_FALSE(r.rules);
+    INFO(All(r));
+    CHECK(Has(r, "f.yaml:6:13: error[unknown-field]: unknown field `customer.vists`"));
+    CHECK(Has(r, "f.yaml:10:13: error[unknown-field]: unknown field `customer.purchase`"));
+    CHECK(Has(r, "f.yaml:17:16: error[unknown-field]: unknown field `customer.nope`"));
+  }
+}
+
+TEST_CASE("an event type whose fields would clash with another field is an error") {
+  auto r = LoadRulesFromStrings({{"x.yaml", R"(event_types: [cart, seen]
+campaigns:
+  - id: c
+    trigger: {event: visit}
+    condition: customer.last_seen != null
+    actions: [{channel: email, template: t}]
+)"}});
+  CHECK_FALSE(r.rules);
+  INFO(All(r));
+  CHECK(Has(r, "x.yaml:1:21: error[duplicate]: event type `seen` would define `customer.last_seen`, which is a "
+               "built-in customer field (give the event type another name)"));
+  auto two =
+      LoadRulesFromStrings({{"a.yaml", "event_types: [last_order]\n"}, {"b.yaml", "event_types:\n  - orders\n"}});
+  INFO(All(two));
+  CHECK_FALSE(two.rules);
+  CHECK(Has(two, "b.yaml:2:5: error[duplicate]: event types `last_order` and `orders` would both define "
+                 "`customer.last_orders`"));
+  auto again = LoadRulesFromStrings({{"a.yaml", "event_types: [cart, visit]\n"}, {"b.yaml", "event_types: [cart]\n"}});
+  CHECK(again.rules);  // declaring a type twice, or a built-in one, is harmless
 }

@@ -205,6 +205,11 @@ Result<std::unique_ptr<Processor>> Processor::Open(StateStore& store, std::share
   if (!clock.ok()) return clock.status();
   if (*clock) p->clock_ms_ = (*clock)->ms;
   if (Status s = p->LoadTimers(); !s.ok()) return s;
+  if (options.outbox) {
+    auto next = store.NextOutboxSequence(options.partition);
+    if (!next.ok()) return next.status();
+    p->next_outbox_sequence_ = *next;
+  }
   return p;
 }
 
@@ -308,12 +313,17 @@ Status Processor::Apply(const Event& event) {
   profile.stage = ComputeStage(profile, customer);
   MarkDirty(cached);
 
-  if (!rule_type) return Status::Ok();  // no campaign can subscribe to a type the rules do not know
+  // No campaign can subscribe to a type the rules do not know, but such an
+  // event can still move the stage: it sets last_seen, which the ladder reads
+  // (and which is its now()). So only the stage's campaigns are offered then.
+  if (!rule_type && profile.stage == old_stage) return Status::Ok();
 
   // Inactivity timers restart from the latest event of their type.
-  for (uint32_t ci : rules.OnInactivity(*rule_type)) {
-    const TypeStats* t = profile.FindType(type_symbols_[*rule_type]);
-    ArmTimer(cached, ci, EventTime{t->last_ms} + rules.campaigns[ci].trigger.inactivity);
+  if (rule_type) {
+    for (uint32_t ci : rules.OnInactivity(*rule_type)) {
+      const TypeStats* t = profile.FindType(type_symbols_[*rule_type]);
+      ArmTimer(cached, ci, EventTime{t->last_ms} + rules.campaigns[ci].trigger.inactivity);
+    }
   }
 
   // Candidates: campaigns on this event type, then those on the stage entered.
@@ -337,7 +347,9 @@ Status Processor::Apply(const Event& event) {
     }
     candidates_.push_back(ci);
   };
-  for (uint32_t ci : rules.OnEvent(*rule_type)) offer(ci);
+  if (rule_type) {
+    for (uint32_t ci : rules.OnEvent(*rule_type)) offer(ci);
+  }
   if (profile.stage != old_stage && profile.stage < rules.ladder.size()) {
     for (uint32_t ci : rules.OnStage(profile.stage)) offer(ci);
   }
@@ -366,7 +378,7 @@ Status Processor::Apply(const Event& event) {
     if (c.delay) {
       ArmTimer(cached, ci, now + *c.delay);
     } else {
-      Fire(ci, cached, now, &event, "event");
+      Fire(ci, cached, now, &event, c.trigger.kind == rules::TriggerKind::kStage ? "stage" : "event");
     }
   }
   return Status::Ok();
@@ -572,9 +584,11 @@ void Processor::Fire(uint32_t ci, CachedProfile* p, EventTime now, const Event* 
   for (size_t ai = 0; ai < c.actions.size(); ++ai) {
     const rules::Action& action = c.actions[ai];
     // The id is a digest of what identifies this firing, so the same input
-    // always yields the same id.
+    // always yields the same id. A stage entry is digested as "event", as
+    // before stage entries were reported as such, so its ids did not change.
     std::string identity = c.id;
-    for (std::string_view part : {customer, std::string_view(ts, sizeof ts), trigger,
+    for (std::string_view part : {customer, std::string_view(ts, sizeof ts),
+                                  trigger == "stage" ? std::string_view("event") : trigger,
                                   event ? event->type : std::string_view(), event ? event->event_id : std::string_view()}) {
       identity.push_back('\x1f');
       identity.append(part);
@@ -648,6 +662,10 @@ void Processor::Fire(uint32_t ci, CachedProfile* p, EventTime now, const Event* 
     w.BeginObject();
     w.Key("kind");
     w.String(trigger);
+    if (trigger == "stage") {
+      w.Key("stage");
+      w.String(rules_->ladder[c.trigger.stage].name);
+    }
     if (event != nullptr) {
       w.Key("event_type");
       w.String(event->type);
@@ -668,6 +686,9 @@ void Processor::Fire(uint32_t ci, CachedProfile* p, EventTime now, const Event* 
     w.Key("held_out");
     w.Bool(held_out);
     w.EndObject();
+    if (options_.outbox) {
+      batch_.PutOutbox(options_.partition, next_outbox_sequence_++, customer, held_out, action_json_);
+    }
     sink_.Deliver(FiredAction{action_json_, id, &c, customer, now, held_out});
   }
 }

@@ -1,4 +1,4 @@
-// Events and their decoding (DESIGN.md, "Event contract").
+// Events and their decoding (docs/rule-language.md, "Events: what goes in").
 //
 // An event is one JSON object: `type` (non-empty string), `customer_id`
 // (non-empty string without NUL bytes), `ts` (RFC 3339 with a zone, or an

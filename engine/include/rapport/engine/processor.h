@@ -1,5 +1,5 @@
 // Processor: applies one stream's events, in order, to customer state and
-// fires the campaigns (DESIGN.md, "Processing" and "Time and timers").
+// fires the campaigns (docs/rule-language.md, "How campaigns run").
 //
 // For each event: advance the stream clock to the event's time, firing every
 // timer due at or before it in (due, customer, campaign) order; load the
@@ -96,6 +96,9 @@ struct ProcessorOptions {
   std::string coupon_secret;
   // Profiles kept in memory; clean ones beyond this are dropped after a commit.
   size_t cache_capacity = 1 << 20;
+  // Also write each fired action to the store's outbox, in the commit batch
+  // with the state and position, for a dispatcher to deliver (rapport run).
+  bool outbox = false;
 };
 
 class Processor {
@@ -169,6 +172,7 @@ class Processor {
   std::set<std::string, std::less<>> timers_;                      // keys in firing order
   std::unordered_map<std::string, bool, Hash, std::equal_to<>> timer_writes_;  // key -> put (true) / delete
   int64_t clock_ms_ = kNoTime;
+  uint64_t next_outbox_sequence_ = 0;
   CommitBatch batch_;
 
   rules::Scratch scratch_;

@@ -1,12 +1,13 @@
 // Profile: what Rapport knows about one customer, and its binary encoding.
 //
-// A profile holds the built-in aggregates of DESIGN.md (counts and last times
-// per event type, purchase total, first/last seen, ladder stage), the
-// declared aggregates of the rules, and per-campaign state (an armed timer,
-// the limit history). Names (event types, campaigns, aggregates) are stored
-// as small symbol ids from the store's SymbolTable, not as text, and times as
-// deltas from first_seen, so a typical profile is a few dozen bytes. The
-// layout is versioned; docs/state-format.md describes it byte by byte.
+// A profile holds the built-in customer fields of docs/rule-language.md
+// (counts and last times per event type, purchase total, first/last seen,
+// ladder stage), the declared aggregates of the rules, and per-campaign
+// state (an armed timer, the limit history). Names (event types, campaigns,
+// aggregates) are stored as small symbol ids from the store's SymbolTable,
+// not as text, and times as deltas from first_seen, so a typical profile is
+// a few dozen bytes. The layout is versioned; docs/state-format.md describes
+// it byte by byte.
 //
 // Money is fixed point: hundredths of the currency unit, so totals are exact.
 #pragma once
