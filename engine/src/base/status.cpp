@@ -9,6 +9,7 @@ std::string Status::ToString() const {
     case StatusCode::kNotFound: return "not found: " + message_;
     case StatusCode::kIoError: return "io error: " + message_;
     case StatusCode::kCorruption: return "corruption: " + message_;
+    case StatusCode::kUnavailable: return "unavailable: " + message_;
   }
   return message_;
 }

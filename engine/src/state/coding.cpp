@@ -23,6 +23,12 @@ void PutBigEndian32(std::string* out, uint32_t v) {
   out->append(buf, 4);
 }
 
+void PutBigEndian64(std::string* out, uint64_t v) {
+  char buf[8];
+  for (int i = 7; i >= 0; --i, v >>= 8) buf[i] = static_cast<char>(v);
+  out->append(buf, 8);
+}
+
 void PutOrderedInt64(std::string* out, int64_t v) {
   uint64_t u = static_cast<uint64_t>(v) ^ (uint64_t{1} << 63);
   char buf[8];
@@ -56,6 +62,15 @@ bool Reader::GetSignedVarint(int64_t* v) {
   uint64_t u;
   if (!GetVarint(&u)) return false;
   *v = static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1));
+  return true;
+}
+
+bool Reader::GetBigEndian64(uint64_t* v) {
+  if (in_.size() < 8) return false;
+  uint64_t r = 0;
+  for (int i = 0; i < 8; ++i) r = (r << 8) | static_cast<uint8_t>(in_[i]);
+  in_.remove_prefix(8);
+  *v = r;
   return true;
 }
 

@@ -92,6 +92,19 @@ void CommitBatch::SetPosition(uint32_t partition, std::string_view position) {
   batch_->Put(store_.meta_, MetaKey(kPositionPrefix, partition), rocksdb::Slice(position.data(), position.size()));
 }
 
+void CommitBatch::PutOutbox(uint32_t partition, uint64_t sequence, std::string_view customer, bool held_out,
+                            std::string_view action_json) {
+  key_.clear();
+  coding::PutBigEndian32(&key_, partition);
+  coding::PutBigEndian64(&key_, sequence);
+  value_.clear();
+  coding::PutVarint(&value_, customer.size());
+  value_.append(customer);
+  value_.push_back(held_out ? 1 : 0);
+  value_.append(action_json);
+  batch_->Put(store_.outbox_, key_, value_);
+}
+
 size_t CommitBatch::Count() const { return batch_->Count(); }
 void CommitBatch::Clear() { batch_->Clear(); }
 
@@ -125,7 +138,7 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, con
   db.IncreaseParallelism(2);
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, cf}, {"profiles", cf}, {"timers", cf}};
+      {rocksdb::kDefaultColumnFamilyName, cf}, {"profiles", cf}, {"timers", cf}, {"outbox", cf}};
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db, dir, families, &store->handles_, &raw);
   if (!s.ok()) {
@@ -138,6 +151,7 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, con
   store->meta_ = store->handles_[0];
   store->profiles_ = store->handles_[1];
   store->timers_ = store->handles_[2];
+  store->outbox_ = store->handles_[3];
   if (Status st = store->LoadSymbols(); !st.ok()) return st;
   return store;
 }
@@ -256,6 +270,70 @@ Status StateStore::Commit(CommitBatch& batch) {
   Status s = FromRocks(db_->Write(wo, batch.batch_.get()), "committing state");
   batch.Clear();
   return s;
+}
+
+Result<uint64_t> StateStore::NextOutboxSequence(uint32_t partition) {
+  const std::string begin = PartitionPrefix(partition), end = PrefixEnd(partition);
+  rocksdb::Slice lower(begin);
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, outbox_));
+  it->SeekForPrev(end);
+  if (it->Valid() && it->key().starts_with(begin)) {
+    coding::Reader in(std::string_view(it->key().data() + 4, it->key().size() - 4));
+    uint64_t sequence;
+    if (!in.GetBigEndian64(&sequence)) return Status::Corruption("outbox key of partition " + std::to_string(partition));
+    return sequence + 1;
+  }
+  if (Status s = FromRocks(it->status(), "reading the outbox"); !s.ok()) return s;
+  return uint64_t{0};
+}
+
+Result<size_t> StateStore::ScanOutbox(uint32_t partition, uint64_t sequence, size_t limit,
+                                      const std::function<void(const OutboxEntry&)>& fn) {
+  std::string start;
+  coding::PutBigEndian32(&start, partition);
+  coding::PutBigEndian64(&start, sequence);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));
+  size_t visited = 0;
+  for (it->Seek(start); it->Valid() && visited < limit; it->Next()) {
+    OutboxEntry e{};
+    coding::Reader key(std::string_view(it->key().data(), it->key().size()));
+    coding::Reader value(std::string_view(it->value().data(), it->value().size()));
+    uint64_t n = 0;
+    if (!key.GetBigEndian32(&e.partition) || !key.GetBigEndian64(&e.sequence) || !value.GetVarint(&n) ||
+        value.rest().size() < n + 1) {
+      return Status::Corruption("outbox record is malformed");
+    }
+    std::string_view rest = value.rest();
+    e.customer = rest.substr(0, n);
+    e.held_out = rest[n] != 0;
+    e.action_json = rest.substr(n + 1);
+    fn(e);
+    ++visited;
+  }
+  if (Status s = FromRocks(it->status(), "reading the outbox"); !s.ok()) return s;
+  return visited;
+}
+
+Status StateStore::DeleteOutbox(const std::vector<std::pair<uint32_t, uint64_t>>& records) {
+  rocksdb::WriteBatch batch;
+  std::string key;
+  for (const auto& [partition, sequence] : records) {
+    key.clear();
+    coding::PutBigEndian32(&key, partition);
+    coding::PutBigEndian64(&key, sequence);
+    batch.Delete(outbox_, key);
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  return FromRocks(db_->Write(wo, &batch), "deleting delivered outbox records");
+}
+
+uint64_t StateStore::ApproximateOutboxCount() {
+  uint64_t n = 0;
+  db_->GetIntProperty(outbox_, "rocksdb.estimate-num-keys", &n);
+  return n;
 }
 
 uint64_t StateStore::ApproximateProfileBytes() {

@@ -14,6 +14,7 @@ namespace rapport::coding {
 void PutVarint(std::string* out, uint64_t v);
 void PutSignedVarint(std::string* out, int64_t v);
 void PutBigEndian32(std::string* out, uint32_t v);
+void PutBigEndian64(std::string* out, uint64_t v);
 // Order-preserving: negative values sort before positive ones.
 void PutOrderedInt64(std::string* out, int64_t v);
 void PutLengthPrefixed(std::string* out, std::string_view s);
@@ -27,6 +28,7 @@ class Reader {
   bool GetVarint(uint64_t* v);
   bool GetSignedVarint(int64_t* v);
   bool GetBigEndian32(uint32_t* v);
+  bool GetBigEndian64(uint64_t* v);
   bool GetOrderedInt64(int64_t* v);
   bool GetLengthPrefixed(std::string_view* s);
   bool GetByte(uint8_t* b);

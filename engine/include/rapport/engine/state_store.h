@@ -4,13 +4,16 @@
 //   default   meta: symbols, per-partition clock and source position
 //   profiles  [partition BE32][customer id]            -> encoded Profile
 //   timers    [partition BE32][due, ordered 8][customer id][0x00][campaign id] -> empty
+//   outbox    [partition BE32][sequence BE64] -> [varint n][customer id, n bytes][held_out 0|1][action JSON]
 // Every key starts with the partition, so one partition's state is one key
 // range that can be restored or dropped on its own. Timer keys sort in firing
 // order: (due, customer, campaign), bytewise. Customer ids never hold NUL
 // (the decoder rejects them), which keeps the 0x00 separator unambiguous.
 //
 // Writes go through a CommitBatch and land atomically: a commit group's
-// profiles, timers, clock and source position are one RocksDB WriteBatch.
+// profiles, timers, clock, source position and fired actions (the outbox)
+// are one RocksDB WriteBatch. A dispatcher reads the outbox and deletes
+// records once a sink has acknowledged them.
 // Symbols (small ids for event types, campaigns and aggregates) are written
 // as soon as they are created; an unused symbol is harmless.
 //
@@ -70,6 +73,8 @@ class CommitBatch {
   void DeleteTimer(std::string_view timer_key);
   void SetClock(uint32_t partition, EventTime clock);
   void SetPosition(uint32_t partition, std::string_view position);
+  void PutOutbox(uint32_t partition, uint64_t sequence, std::string_view customer, bool held_out,
+                 std::string_view action_json);
   size_t Count() const;
   void Clear();
 
@@ -77,7 +82,7 @@ class CommitBatch {
   friend class StateStore;
   StateStore& store_;
   std::unique_ptr<rocksdb::WriteBatch> batch_;
-  std::string key_;
+  std::string key_, value_;
 };
 
 class StateStore {
@@ -97,6 +102,27 @@ class StateStore {
   // The clock and source position saved by the last commit (nullopt/"" when none).
   Result<std::optional<EventTime>> GetClock(uint32_t partition);
   Result<std::string> GetPosition(uint32_t partition);
+
+  // One outbox record as stored.
+  struct OutboxEntry {
+    uint32_t partition;
+    uint64_t sequence;
+    std::string_view customer;
+    bool held_out;
+    std::string_view action_json;
+  };
+  // The sequence the partition's next outbox record gets: one past the
+  // largest stored (0 when the partition's outbox is empty).
+  Result<uint64_t> NextOutboxSequence(uint32_t partition);
+  // Calls fn for up to `limit` outbox records in key order, starting at the
+  // first at or after (partition, sequence); the views live until fn returns.
+  // Returns how many were visited.
+  Result<size_t> ScanOutbox(uint32_t partition, uint64_t sequence, size_t limit,
+                            const std::function<void(const OutboxEntry&)>& fn);
+  // Deletes delivered records in one write.
+  Status DeleteOutbox(const std::vector<std::pair<uint32_t, uint64_t>>& records);
+  // Outbox records waiting, approximately.
+  uint64_t ApproximateOutboxCount();
 
   // The id of `name` of `kind`, created (and persisted) on first use.
   Result<uint32_t> Symbol(SymbolKind kind, std::string_view name);
@@ -120,10 +146,11 @@ class StateStore {
   std::string dir_;
   StateStoreOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, profiles, timers
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, profiles, timers, outbox
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   rocksdb::ColumnFamilyHandle* profiles_ = nullptr;
   rocksdb::ColumnFamilyHandle* timers_ = nullptr;
+  rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
 
   mutable std::mutex symbols_mu_;
   std::unordered_map<std::string, uint32_t> symbols_;            // kind char + name -> id

@@ -18,6 +18,7 @@ enum class StatusCode {
   kNotFound,
   kIoError,          // the file system or RocksDB failed
   kCorruption,       // stored bytes do not decode
+  kUnavailable,      // a peer (broker, webhook) is down or timed out; retry later
 };
 
 class [[nodiscard]] Status {
@@ -28,6 +29,7 @@ class [[nodiscard]] Status {
   static Status NotFound(std::string msg) { return Status(StatusCode::kNotFound, std::move(msg)); }
   static Status IoError(std::string msg) { return Status(StatusCode::kIoError, std::move(msg)); }
   static Status Corruption(std::string msg) { return Status(StatusCode::kCorruption, std::move(msg)); }
+  static Status Unavailable(std::string msg) { return Status(StatusCode::kUnavailable, std::move(msg)); }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
