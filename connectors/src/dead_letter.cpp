@@ -30,6 +30,8 @@ void AppendDeadLetterJson(const DeadLetter& letter, std::string* out) {
     w.Int(static_cast<int64_t>(letter.line));
   }
   if (letter.partition >= 0) {
+    w.Key("topic");
+    w.String(letter.source);
     w.Key("partition");
     w.Int(letter.partition);
   }

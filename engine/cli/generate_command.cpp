@@ -148,9 +148,7 @@ void AddGenerateCommand(CLI::App& app, int* exit_code) {
                   "binary, a 70 KB line, an empty line) comes before an event")
       ->type_name("F")
       ->capture_default_str();
-  cmd->add_option("--id-prefix", args->id_prefix, "Prefix of customer ids")
-      ->type_name("TEXT")
-      ->capture_default_str();
+  cmd->add_option("--id-prefix", args->id_prefix, "Prefix of customer ids")->type_name("TEXT")->capture_default_str();
   cmd->add_option("--out", args->out, "Output file, - for stdout")->type_name("FILE")->capture_default_str();
   cmd->add_flag("--epoch-ms", args->epoch_ms, "Write ts as integer epoch milliseconds instead of RFC 3339");
   cmd->callback([args, exit_code] { *exit_code = RunGenerate(*args); });

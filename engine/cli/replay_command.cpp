@@ -91,8 +91,7 @@ void AddReplayCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--state", args->state,
                   "Keep customer state in this directory (kept afterwards); default: a temporary one");
   cmd->add_option("--dead-letter", args->dead_letter, "Write rejected events here as JSON lines, with the reason");
-  cmd->add_option("--coupon-secret", args->coupon_secret,
-                  "Secret for coupon codes (default: $RAPPORT_COUPON_SECRET)");
+  cmd->add_option("--coupon-secret", args->coupon_secret, "Secret for coupon codes (default: $RAPPORT_COUPON_SECRET)");
   cmd->add_option("--commit-every", args->commit_every, "Events per state commit group (default 100000)");
   cmd->add_flag("--quiet", args->quiet, "Do not print the summary");
   cmd->callback([args, exit_code] { *exit_code = RunReplayCommand(*args); });

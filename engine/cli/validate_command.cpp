@@ -83,8 +83,9 @@ int RunValidate(const ValidateArgs& args) {
 void AddValidateCommand(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<ValidateArgs>();
   CLI::App* cmd = app.add_subcommand("validate", "Check rule files and report every error as file:line:col");
-  cmd->footer("Exit status: 0 when the rules compile, 1 when any file has an error, 2 on bad usage.\n"
-              "Example: rapport validate rules/packs/relationship");
+  cmd->footer(
+      "Exit status: 0 when the rules compile, 1 when any file has an error, 2 on bad usage.\n"
+      "Example: rapport validate rules/packs/relationship");
   cmd->add_option("paths", args->paths, "Rule files or directories (searched for *.yaml, *.yml)")->required();
   cmd->add_option("--format", args->format, "Output format: text (default) or json, for editors and CI")
       ->check(CLI::IsMember({"text", "json"}));

@@ -85,8 +85,9 @@ TEST_CASE("dead letter JSON for a Kafka source has partition, not line", "[dead_
   simdjson::dom::parser parser;
   simdjson::dom::object obj;
   REQUIRE(parser.parse(json).get(obj) == simdjson::SUCCESS);
-  CHECK(Keys(obj) == std::vector<std::string_view>{"source", "partition", "offset", "reason", "message", "raw"});
+  CHECK(Keys(obj) == std::vector<std::string_view>{"source", "topic", "partition", "offset", "reason", "message", "raw"});
   CHECK(Str(obj, "source") == "events-topic");
+  CHECK(Str(obj, "topic") == "events-topic");
   CHECK(Int(obj, "partition") == 3);
   CHECK(Int(obj, "offset") == 9876543210);
   CHECK(Str(obj, "reason") == "not_an_object");

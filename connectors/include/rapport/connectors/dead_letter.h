@@ -5,7 +5,7 @@
 //    "message":"ts \"yesterday\" is ...","raw":"{\"type\":..."}
 // `raw` is the event's text cut to kMaxRawBytes (then "raw_truncated":true),
 // escaped so that binary junk still gives valid JSON. Kafka sources add
-// "topic", "partition" and "offset" instead of "line".
+// "topic" (the same as "source"), "partition" and "offset" instead of "line".
 #pragma once
 
 #include <cstdio>
@@ -21,10 +21,10 @@ namespace rapport::connectors {
 inline constexpr size_t kMaxRawBytes = 1024;
 
 struct DeadLetter {
-  std::string_view source;   // file path, "-" for stdin, or topic name
-  uint64_t line = 0;         // 0 when not from a file
-  int32_t partition = -1;    // -1 when not from Kafka
-  uint64_t offset = 0;       // byte offset in a file, or Kafka offset
+  std::string_view source;  // file path, "-" for stdin, or topic name
+  uint64_t line = 0;        // 0 when not from a file
+  int32_t partition = -1;   // -1 when not from Kafka
+  uint64_t offset = 0;      // byte offset in a file, or Kafka offset
   RejectReason reason;
   std::string_view message;
   std::string_view raw;

@@ -21,13 +21,13 @@
 namespace rapport::connectors {
 
 struct ReplayOptions {
-  std::string events_path;                // "-" for stdin
-  std::optional<EventTime> until;         // fire timers up to here at the end
-  std::string state_dir;                  // empty: a temporary directory, removed afterwards
-  std::string dead_letter_path;           // empty: rejected events are only counted
+  std::string events_path;         // "-" for stdin
+  std::optional<EventTime> until;  // fire timers up to here at the end
+  std::string state_dir;           // empty: a temporary directory, removed afterwards
+  std::string dead_letter_path;    // empty: rejected events are only counted
   std::string coupon_secret;
-  uint64_t commit_every = 100000;         // events per commit group
-  size_t cache_capacity = 1 << 20;        // profiles kept in memory
+  uint64_t commit_every = 100000;   // events per commit group
+  size_t cache_capacity = 1 << 20;  // profiles kept in memory
 };
 
 struct ReplaySummary {

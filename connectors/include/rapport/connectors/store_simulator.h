@@ -41,13 +41,13 @@
 namespace rapport::connectors {
 
 struct StoreSimulatorOptions {
-  uint64_t customers = 10000;                  // 1 .. kMaxSimulatedCustomers
-  int64_t days = 120;                          // > 0; the period must end by year 9999
-  EventTime start{1767225600000};              // 2026-01-01T00:00:00Z
+  uint64_t customers = 10000;      // 1 .. kMaxSimulatedCustomers
+  int64_t days = 120;              // > 0; the period must end by year 9999
+  EventTime start{1767225600000};  // 2026-01-01T00:00:00Z
   uint64_t seed = 1;
-  double bad_rate = 0.0;                       // in [0, 1]
-  std::string id_prefix = "c-";                // customer ids are id_prefix + index (0-based)
-  bool epoch_ms = false;                       // write ts as integer epoch milliseconds
+  double bad_rate = 0.0;         // in [0, 1]
+  std::string id_prefix = "c-";  // customer ids are id_prefix + index (0-based)
+  bool epoch_ms = false;         // write ts as integer epoch milliseconds
 };
 
 inline constexpr uint64_t kMaxSimulatedCustomers = 0xFFFFFFFFu;

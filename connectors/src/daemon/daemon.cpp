@@ -1,0 +1,542 @@
+#include "rapport/connectors/daemon.h"
+
+#include <librdkafka/rdkafkacpp.h>
+
+#include <charconv>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "rapport/connectors/jsonl_reader.h"
+#include "rapport/connectors/outbox_dispatcher.h"
+#include "rapport/connectors/sinks.h"
+#include "rapport/engine/event.h"
+#include "rapport/engine/state_store.h"
+
+namespace rapport::connectors {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+EventTime SystemWallClock() {
+  return EventTime{
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count()};
+}
+
+std::optional<int64_t> ParseOffset(std::string_view text) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < 0) return std::nullopt;
+  return v;
+}
+
+// Counts what fires and passes it on to the observer.
+class CountingSink : public ActionSink {
+ public:
+  explicit CountingSink(ActionSink* observer) : observer_(observer) {}
+  void Deliver(const FiredAction& action) override {
+    ++fired;
+    if (observer_ != nullptr) observer_->Deliver(action);
+  }
+  uint64_t fired = 0;
+
+ private:
+  ActionSink* observer_;
+};
+
+void AddCounters(CampaignCounters& into, const CampaignCounters& from) {
+  into.fired += from.fired;
+  into.held_out += from.held_out;
+  for (size_t i = 0; i < kSuppressionCount; ++i) into.suppressed[i] += from.suppressed[i];
+}
+
+}  // namespace
+
+class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
+ public:
+  Impl(const RunConfig& config, std::shared_ptr<const rules::RuleSet> rules, DaemonOptions options)
+      : config_(config), rules_(std::move(rules)), options_(std::move(options)), sink_(options_.observer) {
+    if (!options_.wall_clock) options_.wall_clock = SystemWallClock;
+    if (!options_.log) options_.log = [](const std::string&) {};
+    padded_.resize(kMaxEventBytes + kEventPadding);
+  }
+
+  Status Open();
+  Status Run();
+  void RequestStop() { stop_ = true; }
+  void RequestReload() { reload_ = true; }
+  void StopWhenConsumed(std::map<int32_t, int64_t> end_offsets) {
+    std::lock_guard lock(stats_mu_);
+    stop_at_ = std::move(end_offsets);
+  }
+  DaemonStats stats() const {
+    std::lock_guard lock(stats_mu_);
+    DaemonStats s = stats_;
+    if (dispatcher_) {
+      s.delivered = dispatcher_->delivered();
+      s.delivery_failures = dispatcher_->failures();
+    }
+    return s;
+  }
+
+  // RdKafka callbacks, on the Run() thread (inside consume()).
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override;
+  void event_cb(RdKafka::Event& event) override;
+
+ private:
+  struct Partition {
+    std::unique_ptr<Processor> processor;
+    int64_t next_offset = -1;  // -1: nothing consumed yet
+    bool dirty = false;
+    Clock::time_point last_event{};
+  };
+
+  void Log(const std::string& line) { options_.log(line); }
+  Result<Partition*> OpenPartition(int32_t partition);
+  Status ClosePartition(int32_t partition);
+  // Decodes and applies one event; rejected ones go to the dead letters.
+  Status Handle(Partition& p, std::string_view text, bool too_long, const DeadLetter& where);
+  Status CommitAll();
+  Status CommitPartition(int32_t id, Partition& p);
+  Status Tick();
+  void MaybeReload();
+  Status RunKafka();
+  Status RunFile();
+  Status Shutdown();
+
+  RunConfig config_;
+  std::shared_ptr<const rules::RuleSet> rules_;
+  DaemonOptions options_;
+  CountingSink sink_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<OutboxDispatcher> dispatcher_;
+  std::unique_ptr<DeadLetterOutput> dead_letters_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::map<int32_t, Partition> partitions_;
+  Status callback_error_;  // a failure inside a librdkafka callback, raised by Run()
+
+  EventDecoder decoder_;
+  Event event_;
+  Rejection rejection_;
+  std::string padded_;
+  uint64_t uncommitted_ = 0;
+  Clock::time_point last_commit_ = Clock::now();
+
+  std::atomic<bool> stop_{false}, reload_{false};
+  mutable std::mutex stats_mu_;
+  DaemonStats stats_;
+  std::map<std::string, CampaignCounters> closed_counters_;  // of processors already closed
+  std::map<int32_t, int64_t> stop_at_;
+};
+
+Status Daemon::Impl::Open() {
+  StateStoreOptions store_options;
+  store_options.sync = true;  // a commit is what the outbox and the offsets rely on
+  auto store = StateStore::Open(config_.state_dir, store_options);
+  if (!store.ok()) return store.status();
+  store_ = std::move(*store);
+
+  std::vector<std::unique_ptr<ActionOutput>> outputs;
+  for (const SinkConfig& sink : config_.sinks) {
+    Result<std::unique_ptr<ActionOutput>> out = Status::InvalidArgument("unknown sink");
+    switch (sink.kind) {
+      case SinkConfig::Kind::kKafka: out = OpenKafkaOutput(sink.kafka); break;
+      case SinkConfig::Kind::kFile: out = OpenFileOutput(sink.file); break;
+      case SinkConfig::Kind::kWebhook: out = OpenWebhookOutput(sink.webhook); break;
+    }
+    if (!out.ok()) return out.status();
+    Log("sink " + (*out)->Describe());
+    outputs.push_back(std::move(*out));
+  }
+  dispatcher_ = std::make_unique<OutboxDispatcher>(*store_, std::move(outputs), options_.log);
+
+  switch (config_.dead_letter.kind) {
+    case DeadLetterConfig::Kind::kNone: break;
+    case DeadLetterConfig::Kind::kFile: {
+      auto dl = OpenDeadLetterFileOutput(config_.dead_letter.topic_or_path);
+      if (!dl.ok()) return dl.status();
+      dead_letters_ = std::move(*dl);
+      break;
+    }
+    case DeadLetterConfig::Kind::kKafka: {
+      auto dl = OpenDeadLetterKafkaOutput(config_.dead_letter.properties, config_.dead_letter.topic_or_path);
+      if (!dl.ok()) return dl.status();
+      dead_letters_ = std::move(*dl);
+      break;
+    }
+  }
+
+  if (config_.kafka_source) {
+    std::string err;
+    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+    KafkaProperties props = config_.kafka_source->properties;
+    props.emplace("auto.offset.reset", "earliest");
+    // 2.0.2 backs the fetcher off for a whole second when its queue is full.
+    props.emplace("queued.min.messages", "1000000");
+    props["group.id"] = config_.application_id;
+    props["enable.auto.commit"] = "false";
+    props["enable.auto.offset.store"] = "false";
+    props["partition.assignment.strategy"] = "cooperative-sticky";
+    for (const auto& [key, value] : props) {
+      if (conf->set(key, value, err) != RdKafka::Conf::CONF_OK) {
+        return Status::InvalidArgument("kafka property " + key + ": " + err);
+      }
+    }
+    if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) != RdKafka::Conf::CONF_OK ||
+        conf->set("event_cb", static_cast<RdKafka::EventCb*>(this), err) != RdKafka::Conf::CONF_OK) {
+      return Status::InvalidArgument("kafka consumer: " + err);
+    }
+    consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
+    if (!consumer_) return Status::InvalidArgument("kafka consumer: " + err);
+  }
+  return Status::Ok();
+}
+
+Result<Daemon::Impl::Partition*> Daemon::Impl::OpenPartition(int32_t id) {
+  ProcessorOptions po;
+  po.partition = static_cast<uint32_t>(id);
+  po.coupon_secret = config_.coupon_secret;
+  po.outbox = true;
+  po.cache_capacity = std::max<size_t>(1024, config_.cache_capacity / std::max<size_t>(1, partitions_.size() + 1));
+  auto processor = Processor::Open(*store_, rules_, sink_, po);
+  if (!processor.ok()) return processor.status();
+  Partition& p = partitions_[id];
+  p.processor = std::move(*processor);
+  p.last_event = Clock::now();
+  auto position = store_->GetPosition(po.partition);
+  if (!position.ok()) return position.status();
+  if (!position->empty()) {
+    auto offset = ParseOffset(*position);
+    if (!offset) return Status::Corruption("stored position of partition " + std::to_string(id) + " is not an offset");
+    p.next_offset = *offset;
+  }
+  return &p;
+}
+
+Status Daemon::Impl::CommitPartition(int32_t id, Partition& p) {
+  if (!p.dirty) return Status::Ok();
+  if (Status s = p.processor->Commit(std::to_string(p.next_offset)); !s.ok()) return s;
+  p.dirty = false;
+  std::lock_guard lock(stats_mu_);
+  stats_.positions[id] = p.next_offset;
+  return Status::Ok();
+}
+
+Status Daemon::Impl::ClosePartition(int32_t id) {
+  auto it = partitions_.find(id);
+  if (it == partitions_.end()) return Status::Ok();
+  if (dead_letters_) {
+    if (Status s = dead_letters_->Flush(); !s.ok()) return s;
+  }
+  if (Status s = CommitPartition(id, it->second); !s.ok()) return s;
+  for (const auto& [campaign, counters] : it->second.processor->stats().campaigns) {
+    AddCounters(closed_counters_[campaign], counters);
+  }
+  partitions_.erase(it);
+  dispatcher_->Notify();
+  return Status::Ok();
+}
+
+Status Daemon::Impl::Handle(Partition& p, std::string_view text, bool too_long, const DeadLetter& where) {
+  {
+    std::lock_guard lock(stats_mu_);
+    ++stats_.events;
+  }
+  bool ok = false;
+  if (too_long || text.size() > kMaxEventBytes) {
+    rejection_.reason = RejectReason::kTooLarge;
+    rejection_.message = "event is larger than " + std::to_string(kMaxEventBytes) + " bytes";
+  } else {
+    // The decoder reads past the end: give it padding.
+    std::memcpy(padded_.data(), text.data(), text.size());
+    ok = decoder_.Decode(std::string_view(padded_.data(), text.size()), &event_, &rejection_);
+  }
+  p.dirty = true;
+  p.last_event = Clock::now();
+  ++uncommitted_;
+  if (!ok) {
+    {
+      std::lock_guard lock(stats_mu_);
+      ++stats_.rejected;
+    }
+    if (dead_letters_) {
+      DeadLetter letter = where;
+      letter.reason = rejection_.reason;
+      letter.message = rejection_.message;
+      letter.raw = text;
+      return dead_letters_->Write(letter);
+    }
+    return Status::Ok();
+  }
+  {
+    std::lock_guard lock(stats_mu_);
+    ++stats_.accepted;
+  }
+  return p.processor->Apply(event_);
+}
+
+Status Daemon::Impl::CommitAll() {
+  // A rejected event must be durable in the dead letters before the position
+  // that passes it is.
+  if (dead_letters_) {
+    if (Status s = dead_letters_->Flush(); !s.ok()) return s;
+  }
+  std::vector<RdKafka::TopicPartition*> mirror;
+  bool committed = false;
+  for (auto& [id, p] : partitions_) {
+    bool was_dirty = p.dirty;
+    if (Status s = CommitPartition(id, p); !s.ok()) {
+      for (auto* tp : mirror) delete tp;
+      return s;
+    }
+    committed |= was_dirty;
+    if (was_dirty && consumer_ && p.next_offset >= 0) {
+      mirror.push_back(RdKafka::TopicPartition::create(config_.kafka_source->topic, id, p.next_offset));
+    }
+  }
+  if (!mirror.empty()) {
+    consumer_->commitAsync(mirror);
+    for (auto* tp : mirror) delete tp;
+  }
+  uncommitted_ = 0;
+  last_commit_ = Clock::now();
+  dispatcher_->Notify();
+  std::lock_guard lock(stats_mu_);
+  stats_.commits += committed;
+  stats_.actions = sink_.fired;
+  stats_.campaigns = closed_counters_;
+  for (auto& [id, p] : partitions_) {
+    for (const auto& [campaign, counters] : p.processor->stats().campaigns)
+      AddCounters(stats_.campaigns[campaign], counters);
+  }
+  if (!stop_at_.empty()) {
+    bool done = true;
+    for (const auto& [id, end] : stop_at_) {
+      auto it = stats_.positions.find(id);
+      if (it == stats_.positions.end() || it->second < end) done = false;
+    }
+    if (done) stop_ = true;
+  }
+  return Status::Ok();
+}
+
+void Daemon::Impl::MaybeReload() {
+  if (!reload_.exchange(false)) return;
+  if (!options_.reload_rules) {
+    Log("reload: no rule loader; keeping the running rules");
+    return;
+  }
+  auto loaded = options_.reload_rules();
+  if (!loaded.ok()) {
+    Log("reload refused, the running rules stay: " + loaded.status().message());
+    return;
+  }
+  for (auto& [id, p] : partitions_) {
+    if (Status s = p.processor->SetRules(*loaded); !s.ok()) {
+      Log("reload failed on partition " + std::to_string(id) + ": " + s.ToString());
+      return;
+    }
+  }
+  rules_ = std::move(*loaded);
+  Log("reloaded rules: " + std::to_string(rules_->campaigns.size()) + " campaigns");
+  std::lock_guard lock(stats_mu_);
+  ++stats_.reloads;
+}
+
+// Commits on the interval or the event budget; in wall mode moves idle
+// partitions' clocks to the wall clock.
+Status Daemon::Impl::Tick() {
+  MaybeReload();
+  const auto now = Clock::now();
+  if (config_.clock == ClockMode::kWall) {
+    for (auto& [id, p] : partitions_) {
+      if (now - p.last_event < config_.commit_interval) continue;
+      if (Status s = p.processor->AdvanceTo(options_.wall_clock()); !s.ok()) return s;
+      if (p.next_offset >= 0 || !consumer_) p.dirty = true;
+    }
+  }
+  if (uncommitted_ >= config_.commit_max_events || now - last_commit_ >= config_.commit_interval) {
+    return CommitAll();
+  }
+  return Status::Ok();
+}
+
+void Daemon::Impl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                                std::vector<RdKafka::TopicPartition*>& partitions) {
+  const bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
+  std::string names;
+  for (auto* tp : partitions) names += (names.empty() ? "" : ",") + std::to_string(tp->partition());
+  {
+    std::lock_guard lock(stats_mu_);
+    ++stats_.rebalances;
+  }
+  if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+    for (auto* tp : partitions) {
+      auto p = OpenPartition(tp->partition());
+      if (!p.ok()) {
+        callback_error_ = p.status();
+        stop_ = true;
+        return;
+      }
+      // RocksDB holds the truth; without a stored offset fall back to the
+      // group's committed offset, then auto.offset.reset.
+      tp->set_offset((*p)->next_offset >= 0 ? (*p)->next_offset : RdKafka::Topic::OFFSET_INVALID);
+    }
+    if (!partitions.empty()) Log("assigned " + config_.kafka_source->topic + "[" + names + "]");
+    if (cooperative) {
+      RdKafka::Error* e = consumer->incremental_assign(partitions);
+      if (e != nullptr) {
+        Log("incremental_assign: " + e->str());
+        delete e;
+      }
+    } else {
+      consumer->assign(partitions);
+    }
+    return;
+  }
+  // Revoked or lost: finish the in-flight batch of each partition and commit it.
+  for (auto* tp : partitions) {
+    if (Status s = ClosePartition(tp->partition()); !s.ok()) {
+      callback_error_ = s;
+      stop_ = true;
+    }
+  }
+  if (!partitions.empty()) {
+    Log(std::string(consumer->assignment_lost() ? "lost " : "revoked ") + config_.kafka_source->topic + "[" + names +
+        "]");
+  }
+  if (cooperative) {
+    RdKafka::Error* e = consumer->incremental_unassign(partitions);
+    if (e != nullptr) {
+      Log("incremental_unassign: " + e->str());
+      delete e;
+    }
+  } else {
+    consumer->unassign();
+  }
+}
+
+void Daemon::Impl::event_cb(RdKafka::Event& event) {
+  if (event.type() == RdKafka::Event::EVENT_ERROR) {
+    Log(std::string(event.fatal() ? "kafka fatal error: " : "kafka: ") + RdKafka::err2str(event.err()) + ": " +
+        event.str());
+    if (event.fatal()) {
+      callback_error_ = Status::IoError("kafka fatal error: " + event.str());
+      stop_ = true;
+    }
+  } else if (event.type() == RdKafka::Event::EVENT_LOG && event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING) {
+    Log("kafka: " + event.fac() + ": " + event.str());
+  }
+}
+
+Status Daemon::Impl::RunKafka() {
+  const std::string& topic = config_.kafka_source->topic;
+  if (RdKafka::ErrorCode e = consumer_->subscribe({topic}); e != RdKafka::ERR_NO_ERROR) {
+    return Status::IoError("subscribe to " + topic + ": " + RdKafka::err2str(e));
+  }
+  Log("consuming " + topic + " as group " + config_.application_id);
+  DeadLetter where{};
+  where.source = topic;
+  while (!stop_) {
+    std::unique_ptr<RdKafka::Message> msg(consumer_->consume(100));
+    if (!callback_error_.ok()) return callback_error_;
+    switch (msg->err()) {
+      case RdKafka::ERR_NO_ERROR: {
+        auto it = partitions_.find(msg->partition());
+        if (it == partitions_.end()) break;  // from a partition revoked meanwhile
+        Partition& p = it->second;
+        if (p.next_offset > msg->offset()) break;  // already applied before a restart
+        where.partition = msg->partition();
+        where.offset = static_cast<uint64_t>(msg->offset());
+        std::string_view text(static_cast<const char*>(msg->payload()), msg->len());
+        if (Status s = Handle(p, text, false, where); !s.ok()) return s;
+        p.next_offset = msg->offset() + 1;
+        break;
+      }
+      case RdKafka::ERR__TIMED_OUT:
+      case RdKafka::ERR__PARTITION_EOF: break;
+      default: Log("kafka consume: " + msg->errstr()); break;
+    }
+    if (Status s = Tick(); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Status Daemon::Impl::RunFile() {
+  const std::string& path = config_.file_source->path;
+  auto reader = JsonlReader::Open(path);
+  if (!reader.ok()) return reader.status();
+  auto p = OpenPartition(0);
+  if (!p.ok()) return p.status();
+  Partition& partition = **p;
+  // A file source's position is the byte offset just past the last line applied.
+  const int64_t resume = path == "-" ? 0 : std::max<int64_t>(0, partition.next_offset);
+  if (resume > 0) Log("resuming " + path + " at byte " + std::to_string(resume));
+  DeadLetter where{};
+  where.source = path;
+  Line line;
+  while (!stop_ && (*reader)->Next(&line)) {
+    if (static_cast<int64_t>(line.offset) < resume) continue;
+    where.line = line.number;
+    where.offset = line.offset;
+    if (Status s = Handle(partition, line.text, line.too_long, where); !s.ok()) return s;
+    partition.next_offset = static_cast<int64_t>((*reader)->position());
+    if (Status s = Tick(); !s.ok()) return s;
+  }
+  if (!(*reader)->status().ok()) return (*reader)->status();
+  if (!stop_) {
+    // The end of the input: fire what is due by the final clock (event
+    // mode) or by now (wall mode), as a replay does.
+    std::optional<EventTime> end = partition.processor->clock();
+    if (config_.clock == ClockMode::kWall) end = options_.wall_clock();
+    if (end) {
+      if (Status s = partition.processor->AdvanceTo(*end); !s.ok()) return s;
+    }
+    partition.dirty = true;
+    if (partition.next_offset < 0) partition.next_offset = 0;
+  }
+  return Status::Ok();
+}
+
+Status Daemon::Impl::Shutdown() {
+  Status result = CommitAll();
+  if (consumer_) {
+    // close() revokes what is assigned (committing each partition) and
+    // leaves the group.
+    consumer_->close();
+    if (result.ok() && !callback_error_.ok()) result = callback_error_;
+  }
+  partitions_.clear();
+  bool drained = dispatcher_->Stop(options_.shutdown_drain_timeout);
+  uint64_t left = drained ? 0 : store_->ApproximateOutboxCount();
+  Log(drained ? "outbox delivered" : "outbox: about " + std::to_string(left) + " actions wait for the next start");
+  return result;
+}
+
+Status Daemon::Impl::Run() {
+  dispatcher_->Start();
+  Status s = consumer_ ? RunKafka() : RunFile();
+  Status shut = Shutdown();
+  return s.ok() ? shut : s;
+}
+
+Result<std::unique_ptr<Daemon>> Daemon::Open(const RunConfig& config, std::shared_ptr<const rules::RuleSet> rules,
+                                             DaemonOptions options) {
+  auto impl = std::make_unique<Impl>(config, std::move(rules), std::move(options));
+  if (Status s = impl->Open(); !s.ok()) return s;
+  return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
+}
+
+Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Daemon::~Daemon() = default;
+Status Daemon::Run() { return impl_->Run(); }
+void Daemon::RequestStop() { impl_->RequestStop(); }
+void Daemon::RequestReload() { impl_->RequestReload(); }
+void Daemon::StopWhenConsumed(std::map<int32_t, int64_t> end_offsets) {
+  impl_->StopWhenConsumed(std::move(end_offsets));
+}
+DaemonStats Daemon::stats() const { return impl_->stats(); }
+
+}  // namespace rapport::connectors
