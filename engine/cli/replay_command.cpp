@@ -18,6 +18,7 @@ struct ReplayArgs {
   std::string dead_letter;
   std::string coupon_secret;
   uint64_t commit_every = 100000;
+  size_t cache_capacity = 1 << 20;
   bool quiet = false;
 };
 
@@ -33,6 +34,7 @@ int RunReplayCommand(const ReplayArgs& args) {
   options.state_dir = args.state;
   options.dead_letter_path = args.dead_letter;
   options.commit_every = std::max<uint64_t>(1, args.commit_every);
+  options.cache_capacity = std::max<size_t>(1, args.cache_capacity);
   if (!args.until.empty()) {
     auto t = ParseRfc3339(args.until);
     if (!t) {
@@ -93,6 +95,8 @@ void AddReplayCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--dead-letter", args->dead_letter, "Write rejected events here as JSON lines, with the reason");
   cmd->add_option("--coupon-secret", args->coupon_secret, "Secret for coupon codes (default: $RAPPORT_COUPON_SECRET)");
   cmd->add_option("--commit-every", args->commit_every, "Events per state commit group (default 100000)");
+  cmd->add_option("--cache-capacity", args->cache_capacity,
+                  "Customer profiles kept in memory between commits (default 1048576)");
   cmd->add_flag("--quiet", args->quiet, "Do not print the summary");
   cmd->callback([args, exit_code] { *exit_code = RunReplayCommand(*args); });
 }

@@ -122,6 +122,11 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   Rejection rejection_;
   std::string padded_;
   uint64_t uncommitted_ = 0;
+  // Counted on the Run() thread without a lock; published at each commit.
+  struct {
+    uint64_t events = 0, accepted = 0, rejected = 0;
+    Clock::time_point first_event;
+  } counts_;
   Clock::time_point last_commit_ = Clock::now();
 
   std::atomic<bool> stop_{false}, reload_{false};
@@ -240,10 +245,7 @@ Status Daemon::Impl::ClosePartition(int32_t id) {
 }
 
 Status Daemon::Impl::Handle(Partition& p, std::string_view text, bool too_long, const DeadLetter& where) {
-  {
-    std::lock_guard lock(stats_mu_);
-    ++stats_.events;
-  }
+  if (counts_.events++ == 0) counts_.first_event = Clock::now();
   bool ok = false;
   if (too_long || text.size() > kMaxEventBytes) {
     rejection_.reason = RejectReason::kTooLarge;
@@ -257,10 +259,7 @@ Status Daemon::Impl::Handle(Partition& p, std::string_view text, bool too_long, 
   p.last_event = Clock::now();
   ++uncommitted_;
   if (!ok) {
-    {
-      std::lock_guard lock(stats_mu_);
-      ++stats_.rejected;
-    }
+    ++counts_.rejected;
     if (dead_letters_) {
       DeadLetter letter = where;
       letter.reason = rejection_.reason;
@@ -270,10 +269,7 @@ Status Daemon::Impl::Handle(Partition& p, std::string_view text, bool too_long, 
     }
     return Status::Ok();
   }
-  {
-    std::lock_guard lock(stats_mu_);
-    ++stats_.accepted;
-  }
+  ++counts_.accepted;
   return p.processor->Apply(event_);
 }
 
@@ -305,6 +301,12 @@ Status Daemon::Impl::CommitAll() {
   dispatcher_->Notify();
   std::lock_guard lock(stats_mu_);
   stats_.commits += committed;
+  stats_.events = counts_.events;
+  stats_.accepted = counts_.accepted;
+  stats_.rejected = counts_.rejected;
+  if (counts_.events > 0) {
+    stats_.busy_seconds = std::chrono::duration<double>(last_commit_ - counts_.first_event).count();
+  }
   stats_.actions = sink_.fired;
   stats_.campaigns = closed_counters_;
   for (auto& [id, p] : partitions_) {

@@ -67,6 +67,8 @@ struct DaemonStats {
   uint64_t delivery_failures = 0;
   uint64_t rebalances = 0;
   uint64_t reloads = 0;
+  double busy_seconds = 0;       // from the first event to the last commit
+
   std::map<std::string, CampaignCounters> campaigns;
   std::map<int32_t, int64_t> positions;  // partition -> next offset committed
 };
