@@ -198,8 +198,11 @@ TEST_CASE("run: SIGKILL mid-stream and a restart lose nothing and add nothing", 
   std::vector<std::string> lost, extra;
   std::set_difference(expected_ids.begin(), expected_ids.end(), got.begin(), got.end(), std::back_inserter(lost));
   std::set_difference(got.begin(), got.end(), expected_ids.begin(), expected_ids.end(), std::back_inserter(extra));
-  INFO("actions: " << expected_ids.size() << " expected, " << actions.size() << " messages, " << got.size()
-                   << " distinct, " << lost.size() << " lost, " << extra.size() << " extra");
+  // Reported on every run: the figures of the crash test.
+  WARN("crash test: killed with " << committed_at_kill << " of " << lines.size() << " events committed; actions: "
+                                  << expected_ids.size() << " expected, " << actions.size() << " messages, "
+                                  << got.size() << " distinct, " << lost.size() << " lost, " << extra.size()
+                                  << " extra");
   CHECK(lost.empty());
   CHECK(extra.empty());
   CHECK(DumpProfiles(dir.File("crash-state"), kPartitions) == expected_profiles);
