@@ -312,6 +312,7 @@ Status Processor::Apply(const Event& event) {
   const uint8_t old_stage = profile.stage;
   profile.stage = ComputeStage(profile, customer);
   MarkDirty(cached);
+  if (options_.tracer != nullptr) options_.tracer->OnEvent(event, customer, profile, old_stage);
 
   // No campaign can subscribe to a type the rules do not know, but such an
   // event can still move the stage: it sets last_seen, which the ladder reads
@@ -331,18 +332,23 @@ Status Processor::Apply(const Event& event) {
   const EventTime now = event.ts;
   auto offer = [&](uint32_t ci) {
     const Campaign& c = rules.campaigns[ci];
-    if (c.condition) {
-      scratch_.Clear();
+    bool condition_true = true;
+    if (c.condition || options_.tracer != nullptr) {
       Evaluation eval(*this, profile, customer, now, &event);
-      if (!c.condition->Eval(eval, scratch_).IsTrue()) return;
+      if (c.condition) {
+        scratch_.Clear();
+        condition_true = c.condition->Eval(eval, scratch_).IsTrue();
+      }
+      if (options_.tracer != nullptr) options_.tracer->OnOffered(c, customer, now, eval, condition_true);
+      if (!condition_true) return;
     }
     const CampaignState* state = profile.FindCampaign(campaign_symbols_[ci]);
     if (c.delay && state != nullptr && state->armed_due_ms != kNoTime) {
-      Suppress(c, Suppression::kDelayPending);
+      Suppress(c, customer, now, Suppression::kDelayPending);
       return;
     }
     if (auto why = CheckLimits(c, state, now)) {
-      Suppress(c, *why);
+      Suppress(c, customer, now, *why);
       return;
     }
     candidates_.push_back(ci);
@@ -366,7 +372,7 @@ Status Processor::Apply(const Event& event) {
       const Campaign& other = rules.campaigns[candidates_[j]];
       if (i == j || other.group != c.group) continue;
       if (other.priority > c.priority || (other.priority == c.priority && j < i)) {
-        Suppress(c, Suppression::kGroup);
+        Suppress(c, customer, now, Suppression::kGroup);
         candidates_[i] = UINT32_MAX;
         break;
       }
@@ -467,6 +473,11 @@ void Processor::ArmTimer(CachedProfile* p, uint32_t ci, EventTime due) {
   const Campaign& c = rules_->campaigns[ci];
   CampaignState& state = p->profile.Campaign(campaign_symbols_[ci]);
   if (state.armed_due_ms == due.ms) return;
+  if (options_.tracer != nullptr) {
+    std::optional<EventTime> replaced;
+    if (state.armed_due_ms != kNoTime) replaced = EventTime{state.armed_due_ms};
+    options_.tracer->OnTimerArmed(c, *p->customer, due, replaced);
+  }
   if (state.armed_due_ms != kNoTime) {
     key_.clear();
     AppendTimerKey(&key_, options_.partition, EventTime{state.armed_due_ms}, *p->customer, c.id);
@@ -514,7 +525,9 @@ Status Processor::FireTimer(std::string_view key) {
   if (!loaded.ok()) return loaded.status();
   CachedProfile* cached = *loaded;
   CampaignState* state = ci ? cached->profile.FindCampaign(campaign_symbols_[*ci]) : nullptr;
-  if (!ci || state == nullptr || state->armed_due_ms != due.ms) {
+  const bool stale = !ci || state == nullptr || state->armed_due_ms != due.ms;
+  if (options_.tracer != nullptr) options_.tracer->OnTimerFired(campaign_id, *cached->customer, due, stale);
+  if (stale) {
     ++stats_.stale_timers;  // replaced, or its campaign was removed
     return Status::Ok();
   }
@@ -527,19 +540,22 @@ Status Processor::FireTimer(std::string_view key) {
   const std::string_view who = *cached->customer;
   Evaluation eval(*this, profile, who, due, nullptr);
   if (c.trigger.kind == rules::TriggerKind::kInactivity) {
+    bool condition_true = true;
     if (c.condition) {
       scratch_.Clear();
-      if (!c.condition->Eval(eval, scratch_).IsTrue()) return Status::Ok();
+      condition_true = c.condition->Eval(eval, scratch_).IsTrue();
     }
+    if (options_.tracer != nullptr) options_.tracer->OnOffered(c, who, due, eval, condition_true);
+    if (!condition_true) return Status::Ok();
   } else if (c.recheck) {
     scratch_.Clear();
     if (!c.recheck->Eval(eval, scratch_).IsTrue()) {
-      Suppress(c, Suppression::kRecheck);
+      Suppress(c, who, due, Suppression::kRecheck);
       return Status::Ok();
     }
   }
   if (auto why = CheckLimits(c, state, due)) {
-    Suppress(c, *why);
+    Suppress(c, who, due, *why);
     return Status::Ok();
   }
   Fire(*ci, cached, due, nullptr, c.trigger.kind == rules::TriggerKind::kInactivity ? "inactivity" : "delay");
@@ -559,7 +575,8 @@ bool Processor::IsHeldOut(const Campaign& c, std::string_view customer) const {
   return h % 10000 < c.holdout_basis_points;
 }
 
-void Processor::Suppress(const Campaign& c, Suppression why) {
+void Processor::Suppress(const Campaign& c, std::string_view customer, EventTime now, Suppression why) {
+  if (options_.tracer != nullptr) options_.tracer->OnSuppressed(c, customer, now, why);
   ++stats_.campaigns[c.id].suppressed[static_cast<size_t>(why)];
 }
 
@@ -689,7 +706,9 @@ void Processor::Fire(uint32_t ci, CachedProfile* p, EventTime now, const Event* 
     if (options_.outbox) {
       batch_.PutOutbox(options_.partition, next_outbox_sequence_++, customer, held_out, action_json_);
     }
-    sink_.Deliver(FiredAction{action_json_, id, &c, customer, now, held_out});
+    const FiredAction fired{action_json_, id, &c, customer, now, held_out};
+    if (options_.tracer != nullptr) options_.tracer->OnFired(fired);
+    sink_.Deliver(fired);
   }
 }
 

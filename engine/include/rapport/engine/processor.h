@@ -74,6 +74,33 @@ class ActionSink {
   virtual void Deliver(const FiredAction& action) = 0;
 };
 
+// Sees each decision the processor makes, for `rapport explain`, `rapport
+// test` and reports. Every method has an empty default; a Processor without
+// a tracer pays one pointer test per decision. Called on the processor's
+// thread; references are valid only during the call.
+class ProcessorTracer {
+ public:
+  virtual ~ProcessorTracer() = default;
+  // An event was applied: aggregates and the stage are already updated.
+  virtual void OnEvent(const Event& /*event*/, std::string_view /*customer*/, const Profile& /*profile*/,
+                       uint8_t /*old_stage*/) {}
+  // A campaign was offered to a customer and its condition evaluated (true
+  // when it has none). `context` can evaluate more expressions, e.g. each
+  // part of the condition.
+  virtual void OnOffered(const rules::Campaign& /*campaign*/, std::string_view /*customer*/, EventTime /*now*/,
+                         const rules::EvalContext& /*context*/, bool /*condition_true*/) {}
+  virtual void OnSuppressed(const rules::Campaign& /*campaign*/, std::string_view /*customer*/, EventTime /*now*/,
+                            Suppression /*why*/) {}
+  // A timer was armed; `replaced` is the due time of the one it replaced.
+  virtual void OnTimerArmed(const rules::Campaign& /*campaign*/, std::string_view /*customer*/, EventTime /*due*/,
+                            std::optional<EventTime> /*replaced*/) {}
+  // A timer came due; stale when it had been replaced or its campaign removed.
+  virtual void OnTimerFired(std::string_view /*campaign_id*/, std::string_view /*customer*/, EventTime /*due*/,
+                            bool /*stale*/) {}
+  // An action fired (or was held out); the same as the sink sees.
+  virtual void OnFired(const FiredAction& /*action*/) {}
+};
+
 struct CampaignCounters {
   uint64_t fired = 0;     // actions delivered (not held out)
   uint64_t held_out = 0;  // firings recorded for the holdout group
@@ -99,6 +126,8 @@ struct ProcessorOptions {
   // Also write each fired action to the store's outbox, in the commit batch
   // with the state and position, for a dispatcher to deliver (rapport run).
   bool outbox = false;
+  // Sees every decision; null in production. Must outlive the processor.
+  ProcessorTracer* tracer = nullptr;
 };
 
 class Processor {
@@ -156,7 +185,7 @@ class Processor {
   void ArmTimer(CachedProfile* p, uint32_t campaign_index, EventTime due);
   // Sends (or holds out) the campaign's actions and records the firing.
   void Fire(uint32_t campaign_index, CachedProfile* p, EventTime now, const Event* event, std::string_view trigger);
-  void Suppress(const rules::Campaign& c, Suppression why);
+  void Suppress(const rules::Campaign& c, std::string_view customer, EventTime now, Suppression why);
   bool IsHeldOut(const rules::Campaign& c, std::string_view customer) const;
 
   StateStore& store_;
