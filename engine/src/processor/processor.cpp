@@ -230,11 +230,42 @@ Status Processor::SetRules(std::shared_ptr<const rules::RuleSet> rules) {
     if (!s.ok()) return s.status();
     aggregates.push_back(*s);
   }
+  // Timers in memory point at campaigns by index: carry them over by id.
+  if (rules_ != nullptr && !timers_.empty()) {
+    std::vector<TimerEntry> kept;
+    kept.reserve(timers_.size());
+    for (TimerEntry& t : timers_) {
+      if (auto ci = rules->FindCampaign(rules_->campaigns[t.campaign].id)) {
+        t.campaign = *ci;
+        kept.push_back(std::move(t));
+      }
+    }
+    timers_ = std::move(kept);
+  }
   rules_ = std::move(rules);
   type_symbols_ = std::move(types);
   campaign_symbols_ = std::move(campaigns);
   aggregate_symbols_ = std::move(aggregates);
+  campaign_by_symbol_.clear();
+  for (size_t i = 0; i < campaign_symbols_.size(); ++i) {
+    if (campaign_symbols_[i] >= campaign_by_symbol_.size()) campaign_by_symbol_.resize(campaign_symbols_[i] + 1, -1);
+    campaign_by_symbol_[campaign_symbols_[i]] = static_cast<int32_t>(i);
+  }
+  std::make_heap(timers_.begin(), timers_.end(),
+                 [this](const TimerEntry& a, const TimerEntry& b) { return TimerAfter(a, b); });
   return Status::Ok();
+}
+
+bool Processor::TimerAfter(const TimerEntry& a, const TimerEntry& b) const {
+  if (a.due != b.due) return a.due > b.due;
+  if (int c = a.customer.compare(b.customer); c != 0) return c > 0;
+  return rules_->campaigns[a.campaign].id > rules_->campaigns[b.campaign].id;
+}
+
+void Processor::PushTimer(int64_t due, uint32_t campaign, std::string_view customer) {
+  timers_.push_back(TimerEntry{due, campaign, std::string(customer)});
+  std::push_heap(timers_.begin(), timers_.end(),
+                 [this](const TimerEntry& a, const TimerEntry& b) { return TimerAfter(a, b); });
 }
 
 std::optional<EventTime> Processor::clock() const {
@@ -243,7 +274,24 @@ std::optional<EventTime> Processor::clock() const {
 }
 
 Status Processor::LoadTimers() {
-  return store_.ForEachTimer(options_.partition, [this](std::string_view key) { timers_.emplace(key); });
+  bool malformed = false;
+  Status s = store_.ForEachTimer(options_.partition, [&](std::string_view key) {
+    uint32_t partition;
+    EventTime due;
+    std::string_view customer, campaign;
+    if (!ParseTimerKey(key, &partition, &due, &customer, &campaign)) {
+      malformed = true;
+      return;
+    }
+    ++armed_timers_;
+    // A timer of a campaign no longer in the rules can never fire.
+    if (auto ci = rules_->FindCampaign(campaign)) timers_.push_back(TimerEntry{due.ms, *ci, std::string(customer)});
+  });
+  if (!s.ok()) return s;
+  if (malformed) return Status::Corruption("malformed timer key in partition " + std::to_string(options_.partition));
+  std::make_heap(timers_.begin(), timers_.end(),
+                 [this](const TimerEntry& a, const TimerEntry& b) { return TimerAfter(a, b); });
+  return Status::Ok();
 }
 
 Result<Processor::CachedProfile*> Processor::Load(std::string_view customer) {
@@ -260,9 +308,14 @@ Result<Processor::CachedProfile*> Processor::Load(std::string_view customer) {
   } else {
     ++stats_.profiles_created;
   }
-  auto [pos, inserted] = cache_.emplace(std::string(customer), CachedProfile{std::move(profile)});
-  pos->second.customer = &pos->first;
-  return &pos->second;
+  auto [pos, inserted] = cache_.emplace(std::string(customer), CachedProfile{std::move(profile), nullptr, false, {}});
+  CachedProfile& cached = pos->second;
+  cached.customer = &pos->first;
+  // The store's timer index matches the profile it was committed with.
+  for (const CampaignState& c : cached.profile.campaigns) {
+    if (c.armed_due_ms != kNoTime) cached.stored_timers.emplace_back(c.campaign, c.armed_due_ms);
+  }
+  return &cached;
 }
 
 void Processor::MarkDirty(CachedProfile* p) {
@@ -318,6 +371,10 @@ Status Processor::Apply(const Event& event) {
   // event can still move the stage: it sets last_seen, which the ladder reads
   // (and which is its now()). So only the stage's campaigns are offered then.
   if (!rule_type && profile.stage == old_stage) return Status::Ok();
+
+  // Before this event can fire anything, so that a firing never converts on
+  // the event that caused it.
+  if (rule_type) CountConversions(event, *rule_type, cached);
 
   // Inactivity timers restart from the latest event of their type.
   if (rule_type) {
@@ -478,16 +535,8 @@ void Processor::ArmTimer(CachedProfile* p, uint32_t ci, EventTime due) {
     if (state.armed_due_ms != kNoTime) replaced = EventTime{state.armed_due_ms};
     options_.tracer->OnTimerArmed(c, *p->customer, due, replaced);
   }
-  if (state.armed_due_ms != kNoTime) {
-    key_.clear();
-    AppendTimerKey(&key_, options_.partition, EventTime{state.armed_due_ms}, *p->customer, c.id);
-    if (auto it = timers_.find(key_); it != timers_.end()) timers_.erase(it);
-    timer_writes_[key_] = false;
-  }
-  key_.clear();
-  AppendTimerKey(&key_, options_.partition, due, *p->customer, c.id);
-  timers_.insert(key_);
-  timer_writes_[key_] = true;
+  if (state.armed_due_ms == kNoTime) ++armed_timers_;
+  PushTimer(due.ms, ci, *p->customer);
   state.armed_due_ms = due.ms;
   MarkDirty(p);
 }
@@ -499,42 +548,34 @@ Status Processor::AdvanceTo(EventTime t) {
 }
 
 Status Processor::FireDue(EventTime t) {
-  while (!timers_.empty()) {
-    auto first = timers_.begin();
-    uint32_t partition;
-    EventTime due;
-    std::string_view customer, campaign;
-    if (!ParseTimerKey(*first, &partition, &due, &customer, &campaign)) {
-      return Status::Corruption("malformed timer key in partition " + std::to_string(options_.partition));
-    }
-    if (due > t) break;
-    auto node = timers_.extract(first);
-    timer_writes_[node.value()] = false;
-    if (Status s = FireTimer(node.value()); !s.ok()) return s;
+  auto after = [this](const TimerEntry& a, const TimerEntry& b) { return TimerAfter(a, b); };
+  while (!timers_.empty() && timers_.front().due <= t.ms) {
+    std::pop_heap(timers_.begin(), timers_.end(), after);
+    TimerEntry timer = std::move(timers_.back());
+    timers_.pop_back();
+    if (Status s = FireTimer(timer); !s.ok()) return s;
   }
   return Status::Ok();
 }
 
-Status Processor::FireTimer(std::string_view key) {
-  uint32_t partition;
-  EventTime due;
-  std::string_view customer, campaign_id;
-  ParseTimerKey(key, &partition, &due, &customer, &campaign_id);
-  auto ci = rules_->FindCampaign(campaign_id);
-  auto loaded = Load(customer);
+Status Processor::FireTimer(const TimerEntry& timer) {
+  const EventTime due{timer.due};
+  const uint32_t ci = timer.campaign;
+  const Campaign& c = rules_->campaigns[ci];
+  auto loaded = Load(timer.customer);
   if (!loaded.ok()) return loaded.status();
   CachedProfile* cached = *loaded;
-  CampaignState* state = ci ? cached->profile.FindCampaign(campaign_symbols_[*ci]) : nullptr;
-  const bool stale = !ci || state == nullptr || state->armed_due_ms != due.ms;
-  if (options_.tracer != nullptr) options_.tracer->OnTimerFired(campaign_id, *cached->customer, due, stale);
+  CampaignState* state = cached->profile.FindCampaign(campaign_symbols_[ci]);
+  const bool stale = state == nullptr || state->armed_due_ms != due.ms;
+  if (options_.tracer != nullptr) options_.tracer->OnTimerFired(c.id, *cached->customer, due, stale);
   if (stale) {
-    ++stats_.stale_timers;  // replaced, or its campaign was removed
+    ++stats_.stale_timers;  // replaced by a later one
     return Status::Ok();
   }
   state->armed_due_ms = kNoTime;
+  --armed_timers_;
   MarkDirty(cached);
   ++stats_.timers_fired;
-  const Campaign& c = rules_->campaigns[*ci];
   if (!c.enabled) return Status::Ok();
   Profile& profile = cached->profile;
   const std::string_view who = *cached->customer;
@@ -558,7 +599,7 @@ Status Processor::FireTimer(std::string_view key) {
     Suppress(c, who, due, *why);
     return Status::Ok();
   }
-  Fire(*ci, cached, due, nullptr, c.trigger.kind == rules::TriggerKind::kInactivity ? "inactivity" : "delay");
+  Fire(ci, cached, due, nullptr, c.trigger.kind == rules::TriggerKind::kInactivity ? "inactivity" : "delay");
   return Status::Ok();
 }
 
@@ -580,6 +621,29 @@ void Processor::Suppress(const Campaign& c, std::string_view customer, EventTime
   ++stats_.campaigns[c.id].suppressed[static_cast<size_t>(why)];
 }
 
+void Processor::CountConversions(const Event& event, uint32_t rule_type, CachedProfile* p) {
+  const std::string_view customer = *p->customer;
+  for (uint32_t ci : rules_->GoalsOf(rule_type)) {
+    const Campaign& c = rules_->campaigns[ci];
+    CampaignState* state = p->profile.FindCampaign(campaign_symbols_[ci]);
+    if (state == nullptr || state->fired == 0 || state->converted || state->last_fired_ms == kNoTime) continue;
+    // A late event from before the firing did not follow the action.
+    if (event.ts.ms < state->last_fired_ms || event.ts.ms - state->last_fired_ms > c.goal->within.ms) continue;
+    if (c.goal->condition) {
+      Evaluation eval(*this, p->profile, customer, event.ts, &event);
+      scratch_.Clear();
+      if (!c.goal->condition->Eval(eval, scratch_).IsTrue()) continue;
+    }
+    state->converted = true;
+    MarkDirty(p);
+    CampaignCounters& counters = stats_.campaigns[c.id];
+    ++(state->last_held_out ? counters.conversions_held_out : counters.conversions);
+    if (options_.tracer != nullptr) {
+      options_.tracer->OnConversion(c, customer, event.ts, EventTime{state->last_fired_ms}, state->last_held_out);
+    }
+  }
+}
+
 void Processor::Fire(uint32_t ci, CachedProfile* p, EventTime now, const Event* event, std::string_view trigger) {
   const Campaign& c = rules_->campaigns[ci];
   Profile& profile = p->profile;
@@ -593,6 +657,8 @@ void Processor::Fire(uint32_t ci, CachedProfile* p, EventTime now, const Event* 
   }
   MarkDirty(p);
   const bool held_out = IsHeldOut(c, customer);
+  state.last_held_out = held_out;
+  state.converted = false;
   CampaignCounters& counters = stats_.campaigns[c.id];
   ++(held_out ? counters.held_out : counters.fired);
 
@@ -712,19 +778,55 @@ void Processor::Fire(uint32_t ci, CachedProfile* p, EventTime now, const Event* 
   }
 }
 
+// Puts and deletes the profile's timer keys that changed since the last
+// commit: a timer re-armed many times between two commits costs one write.
+void Processor::WriteTimerChanges(CachedProfile* p) {
+  auto campaign_id = [this](uint32_t symbol) -> std::string {
+    if (symbol < campaign_by_symbol_.size() && campaign_by_symbol_[symbol] >= 0) {
+      return rules_->campaigns[campaign_by_symbol_[symbol]].id;
+    }
+    return store_.SymbolName(SymbolKind::kCampaign, symbol);
+  };
+  auto armed = [&](uint32_t symbol) -> int64_t {
+    for (const CampaignState& c : p->profile.campaigns) {
+      if (c.campaign == symbol) return c.armed_due_ms;
+    }
+    return kNoTime;
+  };
+  for (const auto& [symbol, due] : p->stored_timers) {
+    if (armed(symbol) == due) continue;
+    key_.clear();
+    AppendTimerKey(&key_, options_.partition, EventTime{due}, *p->customer, campaign_id(symbol));
+    batch_.DeleteTimer(key_);
+  }
+  auto stored = [&](uint32_t symbol) -> int64_t {
+    for (const auto& [s, due] : p->stored_timers) {
+      if (s == symbol) return due;
+    }
+    return kNoTime;
+  };
+  for (const CampaignState& c : p->profile.campaigns) {
+    if (c.armed_due_ms == kNoTime || stored(c.campaign) == c.armed_due_ms) continue;
+    key_.clear();
+    AppendTimerKey(&key_, options_.partition, EventTime{c.armed_due_ms}, *p->customer, campaign_id(c.campaign));
+    batch_.PutTimer(key_);
+  }
+  p->stored_timers.clear();
+  for (const CampaignState& c : p->profile.campaigns) {
+    if (c.armed_due_ms != kNoTime) p->stored_timers.emplace_back(c.campaign, c.armed_due_ms);
+  }
+}
+
 Status Processor::Commit(std::string_view position) {
   for (CachedProfile* p : dirty_) {
     p->profile.Compact();
     encoded_.clear();
     EncodeProfile(p->profile, &encoded_);
     batch_.PutProfile(options_.partition, *p->customer, encoded_);
+    WriteTimerChanges(p);
     p->dirty = false;
   }
   dirty_.clear();
-  for (const auto& [key, put] : timer_writes_) {
-    if (put) batch_.PutTimer(key); else batch_.DeleteTimer(key);
-  }
-  timer_writes_.clear();
   if (clock_ms_ != kNoTime) batch_.SetClock(options_.partition, EventTime{clock_ms_});
   batch_.SetPosition(options_.partition, position);
   if (Status s = store_.Commit(batch_); !s.ok()) return s;

@@ -99,11 +99,19 @@ class ProcessorTracer {
                             bool /*stale*/) {}
   // An action fired (or was held out); the same as the sink sees.
   virtual void OnFired(const FiredAction& /*action*/) {}
+  // The customer reached the campaign's goal at `now`, within its window
+  // after the firing at `fired_at`; `held_out` is that firing's. At most one
+  // per firing.
+  virtual void OnConversion(const rules::Campaign& /*campaign*/, std::string_view /*customer*/, EventTime /*now*/,
+                            EventTime /*fired_at*/, bool /*held_out*/) {}
 };
 
 struct CampaignCounters {
   uint64_t fired = 0;     // actions delivered (not held out)
   uint64_t held_out = 0;  // firings recorded for the holdout group
+  // Goals reached after a delivered firing, and after a held-out one.
+  uint64_t conversions = 0;
+  uint64_t conversions_held_out = 0;
   uint64_t suppressed[kSuppressionCount] = {};
 };
 
@@ -155,7 +163,7 @@ class Processor {
   // The stream clock: the largest event time seen (nullopt before any).
   std::optional<EventTime> clock() const;
   const ProcessorStats& stats() const { return stats_; }
-  size_t pending_timers() const { return timers_.size(); }
+  size_t pending_timers() const { return armed_timers_; }
   const rules::RuleSet& rules() const { return *rules_; }
 
   class Evaluation;  // the EvalContext of one campaign evaluation
@@ -165,6 +173,17 @@ class Processor {
     Profile profile;
     const std::string* customer = nullptr;  // the map key
     bool dirty = false;
+    // The armed timers (campaign symbol, due) as the timers column family
+    // holds them; Commit() writes only the difference.
+    std::vector<std::pair<uint32_t, int64_t>> stored_timers;
+  };
+  // A timer in memory. Replaced timers are not removed: they stay until they
+  // come due and are then found stale (the profile's armed due differs),
+  // which makes re-arming on every visit a push, not a search.
+  struct TimerEntry {
+    int64_t due;
+    uint32_t campaign;  // index into rules_->campaigns
+    std::string customer;
   };
   struct Hash {
     using is_transparent = void;
@@ -178,7 +197,10 @@ class Processor {
   Result<uint32_t> EventTypeSymbol(std::string_view type, std::optional<uint32_t> rule_index);
 
   Status FireDue(EventTime t);
-  Status FireTimer(std::string_view key);
+  Status FireTimer(const TimerEntry& timer);
+  bool TimerAfter(const TimerEntry& a, const TimerEntry& b) const;
+  void PushTimer(int64_t due, uint32_t campaign, std::string_view customer);
+  void WriteTimerChanges(CachedProfile* p);
   void UpdateAggregates(const Event& event, uint32_t rule_type, Profile& profile);
   uint8_t ComputeStage(const Profile& profile, std::string_view customer);
   std::optional<Suppression> CheckLimits(const rules::Campaign& c, const CampaignState* state, EventTime now) const;
@@ -186,6 +208,8 @@ class Processor {
   // Sends (or holds out) the campaign's actions and records the firing.
   void Fire(uint32_t campaign_index, CachedProfile* p, EventTime now, const Event* event, std::string_view trigger);
   void Suppress(const rules::Campaign& c, std::string_view customer, EventTime now, Suppression why);
+  // Counts a conversion for each campaign whose goal this event reaches.
+  void CountConversions(const Event& event, uint32_t rule_type, CachedProfile* p);
   bool IsHeldOut(const rules::Campaign& c, std::string_view customer) const;
 
   StateStore& store_;
@@ -198,8 +222,11 @@ class Processor {
 
   std::unordered_map<std::string, CachedProfile, Hash, std::equal_to<>> cache_;
   std::vector<CachedProfile*> dirty_;
-  std::set<std::string, std::less<>> timers_;                      // keys in firing order
-  std::unordered_map<std::string, bool, Hash, std::equal_to<>> timer_writes_;  // key -> put (true) / delete
+  // A min-heap in firing order: (due, customer, campaign id).
+  std::vector<TimerEntry> timers_;
+  size_t armed_timers_ = 0;  // timers that are armed, stale heap entries not counted
+  // campaign symbol -> index into rules_->campaigns, or -1.
+  std::vector<int32_t> campaign_by_symbol_;
   int64_t clock_ms_ = kNoTime;
   uint64_t next_outbox_sequence_ = 0;
   CommitBatch batch_;
