@@ -83,6 +83,7 @@ Result<ReplaySummary> RunReplay(const ReplayOptions& options, std::shared_ptr<co
   ProcessorOptions processor_options;
   processor_options.coupon_secret = options.coupon_secret;
   processor_options.cache_capacity = options.cache_capacity;
+  processor_options.tracer = options.tracer;
   auto processor = Processor::Open(**store, std::move(rules), sink, processor_options);
   if (!processor.ok()) return processor.status();
   Processor& p = **processor;
@@ -156,6 +157,36 @@ void Row(std::string* out, std::string_view label, const std::string& value, int
   out->push_back('\n');
 }
 
+// Conversion rates of the campaigns with a goal: conversions per firing,
+// treated and held out. Nothing when no campaign has a goal.
+void AppendConversions(std::string* out, const ReplaySummary& s, const rules::RuleSet& rules) {
+  char line[256];
+  bool header = false;
+  auto rate = [](uint64_t conversions, uint64_t firings) {
+    if (firings == 0) return std::string("-");
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f%%", 100.0 * static_cast<double>(conversions) / static_cast<double>(firings));
+    return std::string(text);
+  };
+  for (const rules::Campaign& c : rules.campaigns) {
+    if (!c.goal) continue;
+    if (!header) {
+      std::snprintf(line, sizeof line, "  %-30s %12s %10s %12s %10s\n", "goal reached (conversions)", "treated", "rate",
+                    "held out", "rate");
+      *out += line;
+      header = true;
+    }
+    auto it = s.processor.campaigns.find(c.id);
+    CampaignCounters counters = it == s.processor.campaigns.end() ? CampaignCounters{} : it->second;
+    std::snprintf(line, sizeof line, "  %-30s %12s %10s %12s %10s\n", c.id.c_str(),
+                  Thousands(counters.conversions).c_str(), rate(counters.conversions, counters.fired).c_str(),
+                  c.holdout_basis_points == 0 ? "no holdout" : Thousands(counters.conversions_held_out).c_str(),
+                  rate(counters.conversions_held_out, counters.held_out).c_str());
+    *out += line;
+  }
+  if (header) *out += "\n";
+}
+
 }  // namespace
 
 std::string FormatReplaySummary(const ReplaySummary& s, const rules::RuleSet& rules) {
@@ -193,6 +224,7 @@ std::string FormatReplaySummary(const ReplaySummary& s, const rules::RuleSet& ru
   }
   std::snprintf(line, sizeof line, "  %-30s %10s %10s\n\n", "total", Thousands(total).c_str(), Thousands(held).c_str());
   out += line;
+  AppendConversions(&out, s, rules);
   const double rate = s.wall_seconds > 0 ? static_cast<double>(s.lines) / s.wall_seconds : 0;
   std::snprintf(line, sizeof line, "  wall time %.2f s, %s events/s\n", s.wall_seconds,
                 Thousands(static_cast<uint64_t>(rate)).c_str());

@@ -12,5 +12,10 @@ void AddValidateCommand(CLI::App& app, int* exit_code);
 void AddReplayCommand(CLI::App& app, int* exit_code);
 void AddDemoCommand(CLI::App& app, int* exit_code);
 void AddRunCommand(CLI::App& app, int* exit_code);
+void AddDiffCommand(CLI::App& app, int* exit_code);
+void AddTestCommand(CLI::App& app, int* exit_code);
+void AddExplainCommand(CLI::App& app, int* exit_code);
+void AddStateCommand(CLI::App& app, int* exit_code);
+void AddSchemaCommand(CLI::App& app, int* exit_code);
 
 }  // namespace rapport::cli

@@ -13,8 +13,13 @@ int main(int argc, char** argv) {
   rapport::cli::AddGenerateCommand(app, &exit_code);
   rapport::cli::AddValidateCommand(app, &exit_code);
   rapport::cli::AddReplayCommand(app, &exit_code);
+  rapport::cli::AddDiffCommand(app, &exit_code);
   rapport::cli::AddRunCommand(app, &exit_code);
   rapport::cli::AddDemoCommand(app, &exit_code);
+  rapport::cli::AddTestCommand(app, &exit_code);
+  rapport::cli::AddExplainCommand(app, &exit_code);
+  rapport::cli::AddStateCommand(app, &exit_code);
+  rapport::cli::AddSchemaCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,9 +1,13 @@
 // rapport replay: run past events through campaigns, deterministically.
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 
 #include "commands.h"
 #include "rapport/connectors/replay.h"
+#include "rapport/connectors/report.h"
 #include "rapport/rules/rule_set.h"
 
 namespace rapport::cli {
@@ -17,7 +21,8 @@ struct ReplayArgs {
   std::string state;
   std::string dead_letter;
   std::string coupon_secret;
-  uint64_t commit_every = 100000;
+  std::string report;
+  uint64_t commit_every = 1000000;
   size_t cache_capacity = 1 << 20;
   bool quiet = false;
 };
@@ -62,6 +67,20 @@ int RunReplayCommand(const ReplayArgs& args) {
     std::cerr << "rapport replay: " << sink.status().message() << '\n';
     return 2;
   }
+  // The report's tracer is only there when a report is asked for: other
+  // replays run without one.
+  std::unique_ptr<connectors::ReportCollector> collector;
+  std::ofstream report;
+  if (!args.report.empty()) {
+    // Opened first, so that a bad path fails before a long replay.
+    report.open(args.report, std::ios::binary | std::ios::trunc);
+    if (!report) {
+      std::cerr << "rapport replay: cannot write the report " << args.report << ": " << std::strerror(errno) << '\n';
+      return 2;
+    }
+    collector = std::make_unique<connectors::ReportCollector>(loaded.rules);
+    options.tracer = collector.get();
+  }
   auto summary = connectors::RunReplay(options, loaded.rules, **sink);
   Status flushed = (*sink)->Flush();
   if (!summary.ok()) {
@@ -73,6 +92,18 @@ int RunReplayCommand(const ReplayArgs& args) {
     return 2;
   }
   if (!args.quiet) std::cerr << connectors::FormatReplaySummary(*summary, *loaded.rules);
+  if (collector) {
+    connectors::ReportContext context;
+    for (const std::string& r : args.rules) context.rules += (context.rules.empty() ? "" : ", ") + r;
+    context.events = args.events == "-" ? "stdin" : args.events;
+    report << connectors::RenderHtmlReport(collector->Data(), *summary, *loaded.rules, context);
+    report.close();
+    if (!report) {
+      std::cerr << "rapport replay: cannot write the report " << args.report << ": " << std::strerror(errno) << '\n';
+      return 2;
+    }
+    if (!args.quiet) std::cerr << "report written to " << args.report << '\n';
+  }
   return 0;
 }
 
@@ -94,9 +125,11 @@ void AddReplayCommand(CLI::App& app, int* exit_code) {
                   "Keep customer state in this directory (kept afterwards); default: a temporary one");
   cmd->add_option("--dead-letter", args->dead_letter, "Write rejected events here as JSON lines, with the reason");
   cmd->add_option("--coupon-secret", args->coupon_secret, "Secret for coupon codes (default: $RAPPORT_COUPON_SECRET)");
-  cmd->add_option("--commit-every", args->commit_every, "Events per state commit group (default 100000)");
+  cmd->add_option("--commit-every", args->commit_every, "Events per state commit group (default 1000000)");
   cmd->add_option("--cache-capacity", args->cache_capacity,
                   "Customer profiles kept in memory between commits (default 1048576)");
+  cmd->add_option("--report", args->report,
+                  "Also write an HTML report (actions per day, conversion lift, ladder, suppressions) to this file");
   cmd->add_flag("--quiet", args->quiet, "Do not print the summary");
   cmd->callback([args, exit_code] { *exit_code = RunReplayCommand(*args); });
 }

@@ -1,5 +1,6 @@
 // Private parts of the expression language: tokens, the compiled node tree,
-// and the evaluator. Only rules/src/expr_*.cpp include this.
+// and the evaluator. Only rules/src/expr_*.cpp (and lint.cpp, which reads
+// the tree) include this.
 #pragma once
 
 #include <cstddef>
@@ -137,6 +138,8 @@ struct Node {
   Fn fn = Fn::kLower;
   Type type = Type::kAny;
   size_t pos = 0;   // start of the node in the text, for diagnostics
+  size_t end = 0;   // just after its last character; set for the whole
+                    // expression and the operands of and/or/not (Explain)
   Value literal;    // kLiteral
   std::string text; // kString; the view is made at evaluation time so that
                     // moving the node cannot leave it dangling
@@ -144,10 +147,15 @@ struct Node {
   uint32_t field = 0;             // kCustomer
   int depth = 1;                  // height of the subtree
   bool invalid = false;           // compile time only: the subtree had an error
+  bool parenthesized = false;     // written in ( ), so not part of an enclosing chain
   std::vector<Node> kids;
 };
 
 // Evaluates a node. Recursion is bounded by the depth limit of the parser.
 Value Eval(const Node& node, const EvalContext& ctx, Scratch& scratch);
+
+// The tree of an expression Compile() made, and its text in *source; null
+// for any other Expr. For analyses of compiled rules (rules/src/lint.cpp).
+const Node* RootOf(const Expr& expr, std::string_view* source = nullptr);
 
 }  // namespace rapport::rules::expr_internal

@@ -258,7 +258,7 @@ class Parser {
       : text_(text), tokens_(tokens), scope_(scope), diagnostics_(diagnostics) {}
 
   Node ParseAll() {
-    Node root = ParseExpr();
+    Node root = Ended(ParseExpr());
     if (Peek().kind != Tok::kEnd) Unexpected(Peek());
     return root;
   }
@@ -322,6 +322,14 @@ class Parser {
     Next();
   }
 
+  // `n`, ending where the last token consumed ends: the parse of n just
+  // finished, so that token is its last.
+  Node Ended(Node n) const {
+    const Token& last = tokens_[next_ == 0 ? 0 : next_ - 1];
+    n.end = last.pos + last.text.size();
+    return n;
+  }
+
   static Node Leaf(Op op, Type type, size_t pos) {
     Node n;
     n.op = op;
@@ -361,33 +369,37 @@ class Parser {
   }
 
   Node ParseOr() {
-    Node left = ParseAnd();
+    Node left = Ended(ParseAnd());
     while (Peek().kind == Tok::kOr) {
       Next();
-      Node right = ParseAnd();
+      Node right = Ended(ParseAnd());
       CheckLogic(left, "or");
       CheckLogic(right, "or");
       size_t pos = left.pos;
       std::vector<Node> kids;
       kids.push_back(std::move(left));
       kids.push_back(std::move(right));
+      const size_t end = kids.back().end;
       left = Make(Op::kOr, Type::kBool, pos, std::move(kids));
+      left.end = end;
     }
     return left;
   }
 
   Node ParseAnd() {
-    Node left = ParseNot();
+    Node left = Ended(ParseNot());
     while (Peek().kind == Tok::kAnd) {
       Next();
-      Node right = ParseNot();
+      Node right = Ended(ParseNot());
       CheckLogic(left, "and");
       CheckLogic(right, "and");
       size_t pos = left.pos;
       std::vector<Node> kids;
       kids.push_back(std::move(left));
       kids.push_back(std::move(right));
+      const size_t end = kids.back().end;
       left = Make(Op::kAnd, Type::kBool, pos, std::move(kids));
+      left.end = end;
     }
     return left;
   }
@@ -396,7 +408,7 @@ class Parser {
     if (Peek().kind != Tok::kNot) return ParseComparison();
     const size_t pos = Next().pos;
     Nest nest(this);
-    Node operand = ParseNot();
+    Node operand = Ended(ParseNot());
     CheckLogic(operand, "not");
     std::vector<Node> kids;
     kids.push_back(std::move(operand));
@@ -629,6 +641,7 @@ class Parser {
         Node inner = ParseExpr();
         Expect(Tok::kRParen, "expected `)`", "to close the `(` at column " + std::to_string(pos + 1));
         inner.pos = pos;
+        inner.parenthesized = true;
         return inner;
       }
       case Tok::kLBracket: {
@@ -907,10 +920,38 @@ class Parser {
   bool reads_event_ = false;
 };
 
+// One node of a compiled tree as an Expr of its own, for Explain().
+class PartExpr final : public Expr {
+ public:
+  explicit PartExpr(const Node& node) : node_(node) { Collect(node); }
+
+  Type type() const override { return node_.type; }
+  Value Eval(const EvalContext& ctx, Scratch& scratch) const override {
+    return expr_internal::Eval(node_, ctx, scratch);
+  }
+  const std::vector<uint32_t>& customer_fields() const override { return fields_; }
+  bool reads_event() const override { return reads_event_; }
+
+ private:
+  void Collect(const Node& n) {
+    if (n.op == Op::kEvent) reads_event_ = true;
+    if (n.op == Op::kCustomer && std::find(fields_.begin(), fields_.end(), n.field) == fields_.end()) {
+      fields_.push_back(n.field);
+    }
+    for (const Node& k : n.kids) Collect(k);
+  }
+
+  const Node& node_;
+  std::vector<uint32_t> fields_;
+  bool reads_event_ = false;
+};
+
 class CompiledExpr final : public Expr {
  public:
-  CompiledExpr(Node root, std::vector<uint32_t> fields, bool reads_event)
-      : root_(std::move(root)), fields_(std::move(fields)), reads_event_(reads_event) {}
+  CompiledExpr(std::string_view source, Node root, std::vector<uint32_t> fields, bool reads_event)
+      : source_(source), root_(std::move(root)), fields_(std::move(fields)), reads_event_(reads_event) {
+    AddPart(root_, 0, this);
+  }
 
   Type type() const override { return root_.type; }
   Value Eval(const EvalContext& ctx, Scratch& scratch) const override {
@@ -918,11 +959,44 @@ class CompiledExpr final : public Expr {
   }
   const std::vector<uint32_t>& customer_fields() const override { return fields_; }
   bool reads_event() const override { return reads_event_; }
+  const std::vector<SubExpression>& subexpressions() const { return subexpressions_; }
+  const Node& root() const { return root_; }
+  std::string_view source() const { return source_; }
 
  private:
-  Node root_;
+  static bool IsLogic(const Node& n) { return n.op == Op::kAnd || n.op == Op::kOr || n.op == Op::kNot; }
+
+  // The operands of `n`, with an unparenthesized chain of the same operator
+  // (`a and b and c` parses as `(a and b) and c`) read as one.
+  void Operands(const Node& n, std::vector<const Node*>* out) const {
+    for (const Node& k : n.kids) {
+      if (n.op != Op::kNot && k.op == n.op && !k.parenthesized) {
+        Operands(k, out);
+      } else {
+        out->push_back(&k);
+      }
+    }
+  }
+
+  void AddPart(const Node& n, int depth, const Expr* expr) {
+    const size_t end = std::min(std::max(n.end, n.pos), source_.size());
+    subexpressions_.push_back(SubExpression{std::string_view(source_).substr(n.pos, end - n.pos), depth, expr});
+    if (!IsLogic(n)) return;
+    std::vector<const Node*> operands;
+    Operands(n, &operands);
+    for (const Node* k : operands) {
+      parts_.push_back(std::make_unique<PartExpr>(*k));
+      AddPart(*k, depth + 1, parts_.back().get());
+    }
+  }
+
+  // Declared before the parts that point into them.
+  const std::string source_;
+  const Node root_;
   std::vector<uint32_t> fields_;
   bool reads_event_;
+  std::vector<std::unique_ptr<PartExpr>> parts_;
+  std::vector<SubExpression> subexpressions_;
 };
 
 }  // namespace
@@ -956,8 +1030,22 @@ CompileOutput Compile(std::string_view text, const Scope& scope, Type expected) 
   std::stable_sort(out.diagnostics.begin(), out.diagnostics.end(),
                    [](const Diagnostic& a, const Diagnostic& b) { return a.column < b.column; });
   if (!root || HasErrors(out.diagnostics)) return out;
-  out.expr = std::make_unique<CompiledExpr>(std::move(*root), parser.TakeFields(), parser.reads_event());
+  out.expr = std::make_unique<CompiledExpr>(text, std::move(*root), parser.TakeFields(), parser.reads_event());
   return out;
+}
+
+std::vector<SubExpression> Explain(const Expr& expr) {
+  if (const auto* compiled = dynamic_cast<const expr_internal::CompiledExpr*>(&expr)) {
+    return compiled->subexpressions();
+  }
+  return {SubExpression{{}, 0, &expr}};
+}
+
+const expr_internal::Node* expr_internal::RootOf(const Expr& expr, std::string_view* source) {
+  const auto* compiled = dynamic_cast<const CompiledExpr*>(&expr);
+  if (compiled == nullptr) return nullptr;
+  if (source != nullptr) *source = compiled->source();
+  return &compiled->root();
 }
 
 }  // namespace rapport::rules

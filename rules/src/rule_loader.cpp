@@ -97,6 +97,7 @@ class Loader {
   void CompileLadder();
   void CompileAggregates();
   void CompileCampaign(const File& f, const YAML::Node& n);
+  void CompileGoal(const File& f, const YAML::Node& n, Campaign* c);
 
   friend class FieldScope;
   LoadResult out_;
@@ -649,6 +650,7 @@ void Loader::CompileLadder() {
     return;
   }
   const File& f = *ladder_file_;
+  rules_->ladder_declared = true;
   std::set<std::string> names;
   for (const auto& item : ladder_node_) {
     if (!ExpectMap(f, item, "a ladder stage")) continue;
@@ -702,7 +704,7 @@ void Loader::CompileCampaign(const File& f, const YAML::Node& n) {
   const std::string where = c.id.empty() ? "a campaign" : "campaign `" + c.id + "`";
   CheckKeys(f, n,
             {"id", "description", "enabled", "trigger", "condition", "delay", "limits", "holdout", "group",
-             "priority", "actions"},
+             "priority", "actions", "goal"},
             where);
   if (const YAML::Node d = n["description"]) {
     if (auto s = String(f, d, "description")) c.description = *s;
@@ -767,6 +769,8 @@ void Loader::CompileCampaign(const File& f, const YAML::Node& n) {
                              "an inactivity trigger fires with no event in hand; use `customer.*`", false, true);
   if (const YAML::Node cond = n["condition"]; cond && ExpectScalar(f, cond, "condition")) {
     c.condition = CompileIn(f, cond, cond.Scalar(), 0, condition_scope, Type::kBool);
+    c.condition_location.file = f.path;
+    Locate(f, cond, 0, &c.condition_location.line, &c.condition_location.column);
   }
 
   // Delay.
@@ -785,6 +789,8 @@ void Loader::CompileCampaign(const File& f, const YAML::Node& n) {
       FieldScope scope(*this, false, "when a delay ends the event is gone; re-check `customer.*` instead", false,
                        true);
       c.recheck = CompileIn(f, re, re.Scalar(), 0, scope, Type::kBool);
+      c.recheck_location.file = f.path;
+      Locate(f, re, 0, &c.recheck_location.line, &c.recheck_location.column);
     }
   }
 
@@ -837,6 +843,8 @@ void Loader::CompileCampaign(const File& f, const YAML::Node& n) {
     }
   }
 
+  if (const YAML::Node g = n["goal"]; g && ExpectMap(f, g, "goal")) CompileGoal(f, g, &c);
+
   // Actions.
   const bool event_in_hand = trigger_ok && !on_timer && !c.delay;
   FieldScope payload_scope(*this, event_in_hand,
@@ -869,6 +877,42 @@ void Loader::CompileCampaign(const File& f, const YAML::Node& n) {
     Error(f, n.Mark(), Code::kMissingKey, where + " needs `actions`");
   }
   rules_->campaigns.push_back(std::move(c));
+}
+
+// A goal is checked when an event of its type arrives, after the customer is
+// updated, so its condition reads that event and the updated customer.
+void Loader::CompileGoal(const File& f, const YAML::Node& n, Campaign* c) {
+  CheckKeys(f, n, {"event", "condition", "within"}, "goal");
+  Goal goal;
+  bool ok = true;
+  if (const YAML::Node ev = n["event"]) {
+    if (auto idx = EventTypeOf(f, ev)) {
+      goal.event_type = *idx;
+    } else {
+      ok = false;
+    }
+  } else {
+    Error(f, n.Mark(), Code::kMissingKey, "a goal needs the `event` that counts as a conversion",
+          "for example `event: purchase`");
+    ok = false;
+  }
+  if (const YAML::Node w = n["within"]) {
+    if (auto d = DurationOf(f, w, "within")) {
+      goal.within = *d;
+    } else {
+      ok = false;
+    }
+  } else {
+    Error(f, n.Mark(), Code::kMissingKey, "a goal needs `within`: how long after the action a conversion counts",
+          "for example `within: 7d`");
+    ok = false;
+  }
+  if (const YAML::Node cond = n["condition"]; cond && ExpectScalar(f, cond, "goal condition")) {
+    FieldScope scope(*this, true, "", false, true);
+    goal.condition = CompileIn(f, cond, cond.Scalar(), 0, scope, Type::kBool);
+    if (!goal.condition) ok = false;
+  }
+  if (ok) c->goal = std::move(goal);
 }
 
 LoadResult Loader::Load(std::vector<File> files) {

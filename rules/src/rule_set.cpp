@@ -51,9 +51,11 @@ void RuleSet::BuildIndexes() {
   on_event_.assign(event_types.size(), {});
   on_inactivity_.assign(event_types.size(), {});
   aggregates_of_.assign(event_types.size(), {});
+  goals_of_.assign(event_types.size(), {});
   on_stage_.assign(ladder.size(), {});
   for (uint32_t i = 0; i < campaigns.size(); ++i) {
     const Campaign& c = campaigns[i];
+    if (c.goal) goals_of_[c.goal->event_type].push_back(i);
     if (!c.enabled) continue;
     switch (c.trigger.kind) {
       case TriggerKind::kEvent: on_event_[c.trigger.event_type].push_back(i); break;

@@ -514,3 +514,150 @@ campaigns:
             R"("trigger":{"kind":"stage","stage":"lapsed","event_type":"newsletter_open","event_id":"n-2"},)") !=
         std::string::npos);
 }
+
+// --- Conversion goals -------------------------------------------------------
+
+namespace {
+
+struct Conversion {
+  std::string campaign, customer, now, fired_at;
+  bool held_out;
+};
+
+class ConversionTracer : public rapport::ProcessorTracer {
+ public:
+  void OnConversion(const rapport::rules::Campaign& c, std::string_view customer, rapport::EventTime now,
+                    rapport::EventTime fired_at, bool held_out) override {
+    conversions.push_back(
+        {c.id, std::string(customer), rapport::FormatRfc3339(now), rapport::FormatRfc3339(fired_at), held_out});
+  }
+  std::vector<Conversion> conversions;
+};
+
+// Reopens the harness's processor with `tracer` watching it.
+void Trace(EngineHarness& h, rapport::ProcessorTracer* tracer) {
+  h.processor.reset();
+  rapport::ProcessorOptions options;
+  options.coupon_secret = "test-secret";
+  options.tracer = tracer;
+  auto p = rapport::Processor::Open(*h.store, h.rules, h.sink, options);
+  REQUIRE(p.ok());
+  h.processor = std::move(*p);
+}
+
+const rapport::CampaignCounters& Counters(const EngineHarness& h, const std::string& campaign) {
+  return h.processor->stats().campaigns.at(campaign);
+}
+
+}  // namespace
+
+TEST_CASE("a goal reached within its window after a firing is one conversion; later is none") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: welcome
+    trigger: {event: visit}
+    condition: customer.visits == 1
+    goal:
+      event: purchase
+      within: 7d)") + kAction);
+  ConversionTracer tracer;
+  Trace(h, &tracer);
+  for (const char* who : {"inside", "edge", "late", "never"}) h.Send(Ev("visit", who, "2026-01-01T00:00:00Z"));
+  h.Send(Ev("purchase", "inside", "2026-01-05T00:00:00Z"));
+  h.Send(Ev("purchase", "edge", "2026-01-08T00:00:00Z"));      // exactly 7 days: still inside
+  h.Send(Ev("purchase", "late", "2026-01-08T00:00:00.001Z"));  // one millisecond too late
+  h.Send(Ev("visit", "never", "2026-01-06T00:00:00Z"));        // not the goal's type
+  CHECK(Counters(h, "welcome").conversions == 2);
+  CHECK(Counters(h, "welcome").conversions_held_out == 0);
+  REQUIRE(tracer.conversions.size() == 2);
+  CHECK(tracer.conversions[0].customer == "inside");
+  CHECK(tracer.conversions[0].now == "2026-01-05T00:00:00.000Z");
+  CHECK(tracer.conversions[0].fired_at == "2026-01-01T00:00:00.000Z");
+  CHECK(tracer.conversions[1].customer == "edge");
+  // Goals only measure: the same firings as without a goal.
+  CHECK(h.Fired().size() == 4);
+  h.Commit();
+  CHECK(h.StoredProfile("inside").campaigns.at(0).converted);
+  CHECK_FALSE(h.StoredProfile("late").campaigns.at(0).converted);
+}
+
+TEST_CASE("held-out firings convert too, counted apart from treated ones") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: half
+    trigger: {event: visit}
+    holdout: 50%
+    goal: {event: purchase, within: 2d})") + kAction);
+  ConversionTracer tracer;
+  Trace(h, &tracer);
+  for (int i = 0; i < 200; ++i) h.Send(Ev("visit", "c" + std::to_string(i), "2026-01-01T00:00:00Z"));
+  // Every third customer buys the next day.
+  for (int i = 0; i < 200; i += 3) h.Send(Ev("purchase", "c" + std::to_string(i), "2026-01-02T00:00:00Z"));
+  std::map<std::string, bool> held_out;
+  for (const auto& a : h.sink.actions) held_out[a.customer] = a.held_out;
+  uint64_t treated = 0, held = 0;
+  for (int i = 0; i < 200; i += 3) ++(held_out.at("c" + std::to_string(i)) ? held : treated);
+  REQUIRE(held > 0);
+  REQUIRE(treated > 0);
+  CHECK(Counters(h, "half").conversions == treated);
+  CHECK(Counters(h, "half").conversions_held_out == held);
+  REQUIRE(tracer.conversions.size() == treated + held);
+  for (const auto& c : tracer.conversions) CHECK(c.held_out == held_out.at(c.customer));
+  h.Commit();
+  for (int i = 0; i < 200; i += 3) {
+    const std::string who = "c" + std::to_string(i);
+    CHECK(h.StoredProfile(who).campaigns.at(0).last_held_out == held_out.at(who));
+  }
+}
+
+TEST_CASE("one conversion per firing, across restarts; a new firing can convert again") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: ping
+    trigger: {event: visit}
+    goal: {event: purchase, within: 30d})") + kAction);
+  h.Send(Ev("visit", "a", "2026-01-01T00:00:00Z"));
+  h.Send(Ev("purchase", "a", "2026-01-02T00:00:00Z"));
+  h.Send(Ev("purchase", "a", "2026-01-03T00:00:00Z"));
+  CHECK(Counters(h, "ping").conversions == 1);
+  h.Restart();
+  h.Send(Ev("purchase", "a", "2026-01-04T00:00:00Z"));  // the firing's conversion was stored
+  CHECK(h.processor->stats().campaigns.count("ping") == 0);
+  h.Send(Ev("visit", "a", "2026-01-05T00:00:00Z"));  // fires again
+  h.Send(Ev("purchase", "a", "2026-01-06T00:00:00Z"));
+  CHECK(Counters(h, "ping").conversions == 1);  // since the restart
+}
+
+TEST_CASE("a goal's condition must hold, and the firing event itself never converts") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: thanks
+    trigger: {event: purchase}
+    condition: customer.purchases == 1
+    goal:
+      event: purchase
+      condition: event.amount >= 20 and customer.purchases >= 2
+      within: 30d)") + kAction);
+  h.Send(Ev("purchase", "a", "2026-01-01T00:00:00Z", R"("amount":50)"));  // fires; does not convert itself
+  CHECK(Counters(h, "thanks").conversions == 0);
+  h.Send(Ev("purchase", "a", "2026-01-02T00:00:00Z", R"("amount":19.99)"));  // condition false
+  CHECK(Counters(h, "thanks").conversions == 0);
+  h.Send(Ev("purchase", "a", "2026-01-03T00:00:00Z", R"("amount":20)"));
+  CHECK(Counters(h, "thanks").conversions == 1);
+  CHECK(h.Fired() == Strings{"thanks a 2026-01-01T00:00:00.000Z"});
+}
+
+TEST_CASE("a delayed firing's window starts when it fires, and late events from before it do not convert") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: later
+    trigger: {event: visit}
+    delay: {for: 1d}
+    goal: {event: purchase, within: 1d})") + kAction);
+  h.Send(Ev("visit", "a", "2026-01-01T00:00:00Z"));
+  h.Send(Ev("visit", "z", "2026-01-02T12:00:00Z"));     // the clock passes the due time: fires
+  h.Send(Ev("purchase", "a", "2026-01-01T12:00:00Z"));  // late, and before the firing
+  CHECK(h.processor->stats().campaigns.at("later").conversions == 0);
+  h.Send(Ev("purchase", "a", "2026-01-02T18:00:00Z"));
+  CHECK(h.processor->stats().campaigns.at("later").conversions == 1);
+}

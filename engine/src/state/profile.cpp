@@ -25,7 +25,10 @@ bool GetTime(coding::Reader& in, int64_t base, int64_t* t) {
   return true;
 }
 
-enum CampaignFlags : uint8_t { kArmed = 1, kFired = 2, kRecent = 4 };
+enum CampaignFlags : uint8_t { kArmed = 1, kFired = 2, kRecent = 4, kHeldOut = 8, kConverted = 16 };
+// Flags each version may set; anything else is corruption, not a guess.
+constexpr uint8_t kVersion1Flags = kArmed | kFired | kRecent;
+constexpr uint8_t kVersion2Flags = kVersion1Flags | kHeldOut | kConverted;
 
 }  // namespace
 
@@ -81,8 +84,11 @@ void EncodeProfile(const Profile& p, std::string* out) {
   for (const CampaignState& c : p.campaigns) {
     if (c.empty()) continue;
     PutVarint(out, c.campaign);
+    // The held-out and converted flags describe the latest firing, so they
+    // exist only with one.
     uint8_t flags = (c.armed_due_ms != kNoTime ? kArmed : 0) | (c.fired > 0 ? kFired : 0) |
-                    (!c.recent_ms.empty() ? kRecent : 0);
+                    (!c.recent_ms.empty() ? kRecent : 0) | (c.fired > 0 && c.last_held_out ? kHeldOut : 0) |
+                    (c.fired > 0 && c.converted ? kConverted : 0);
     out->push_back(static_cast<char>(flags));
     if (flags & kArmed) PutTime(out, base, c.armed_due_ms);
     if (flags & kFired) {
@@ -118,7 +124,7 @@ Status DecodeProfile(std::string_view bytes, Profile* p) {
   auto corrupt = [](const char* what) { return Status::Corruption(std::string("profile: bad ") + what); };
   uint8_t version;
   if (!in.GetByte(&version)) return corrupt("version");
-  if (version != kProfileFormatVersion) {
+  if (version != 1 && version != kProfileFormatVersion) {
     return Status::Corruption("profile: format version " + std::to_string(version) + " is not supported");
   }
   *p = Profile();
@@ -142,7 +148,13 @@ Status DecodeProfile(std::string_view bytes, Profile* p) {
     uint64_t sym;
     uint8_t flags;
     if (!in.GetVarint(&sym) || !in.GetByte(&flags)) return corrupt("campaign");
+    if ((flags & ~(version == 1 ? kVersion1Flags : kVersion2Flags)) != 0 ||
+        ((flags & (kHeldOut | kConverted)) != 0 && (flags & kFired) == 0)) {
+      return corrupt("campaign flags");
+    }
     c.campaign = static_cast<uint32_t>(sym);
+    c.last_held_out = (flags & kHeldOut) != 0;
+    c.converted = (flags & kConverted) != 0;
     if ((flags & kArmed) && !GetTime(in, base, &c.armed_due_ms)) return corrupt("timer");
     if (flags & kFired) {
       uint64_t fired;

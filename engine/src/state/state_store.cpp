@@ -3,9 +3,14 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+
+#include <cstdarg>
+#include <filesystem>
+#include <set>
 
 #include "rapport/engine/coding.h"
 
@@ -30,6 +35,15 @@ std::string PartitionPrefix(uint32_t partition) {
 
 // The first key after every key starting with `prefix` (prefix is 4 bytes).
 std::string PrefixEnd(uint32_t partition) { return partition == UINT32_MAX ? std::string(5, '\xff') : PartitionPrefix(partition + 1); }
+
+// A read-only open must leave the directory as it is, but RocksDB would
+// start its own LOG file there and rotate the owner's.
+class SilentLogger final : public rocksdb::Logger {
+ public:
+  SilentLogger() : Logger(rocksdb::InfoLogLevel::HEADER_LEVEL) {}
+  void Logv(const char* /*format*/, va_list /*ap*/) override {}
+  void Logv(const rocksdb::InfoLogLevel /*level*/, const char* /*format*/, va_list /*ap*/) override {}
+};
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::Ok();
@@ -132,18 +146,28 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, con
   if (!have_zstd) cf.bottommost_compression = cf.compression;
 
   rocksdb::DBOptions db;
-  db.create_if_missing = true;
-  db.create_missing_column_families = true;
+  db.create_if_missing = !options.read_only;
+  db.create_missing_column_families = !options.read_only;
+  if (options.read_only) db.info_log = std::make_shared<SilentLogger>();
   db.max_background_jobs = 2;
   db.IncreaseParallelism(2);
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, cf}, {"profiles", cf}, {"timers", cf}, {"outbox", cf}};
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(db, dir, families, &store->handles_, &raw);
+  if (options.read_only) {
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec)) {
+      return Status::NotFound(dir + " is not a Rapport state directory (no RocksDB database in it)");
+    }
+  }
+  rocksdb::Status s = options.read_only
+                          ? rocksdb::DB::OpenForReadOnly(db, dir, families, &store->handles_, &raw)
+                          : rocksdb::DB::Open(db, dir, families, &store->handles_, &raw);
   if (!s.ok()) {
     if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
-      return Status::IoError("state directory " + dir + " is in use by another process (" + s.ToString() + ")");
+      return Status::IoError("state directory " + dir + " is in use by a running rapport (or another process: " +
+                             s.ToString() + ")");
     }
     return FromRocks(s, "opening state directory " + dir);
   }
@@ -342,6 +366,49 @@ uint64_t StateStore::ApproximateProfileBytes() {
   uint64_t mem = 0;
   db_->GetIntProperty(profiles_, "rocksdb.cur-size-all-mem-tables", &mem);
   return size + mem;
+}
+
+StateStore::FamilyBytes StateStore::ApproximateBytes() {
+  // Memtables are counted by the data they hold, not by their arenas, which
+  // grow in megabyte blocks and would dwarf a small store.
+  const std::string all_keys_end(16, '\xff');
+  const rocksdb::Range all_keys(rocksdb::Slice(), all_keys_end);
+  auto bytes = [this, &all_keys](rocksdb::ColumnFamilyHandle* family) {
+    uint64_t sst = 0, count = 0, mem = 0;
+    db_->GetIntProperty(family, "rocksdb.total-sst-files-size", &sst);
+    db_->GetApproximateMemTableStats(family, all_keys, &count, &mem);
+    return sst + mem;
+  };
+  return FamilyBytes{bytes(meta_), bytes(profiles_), bytes(timers_), bytes(outbox_)};
+}
+
+Result<std::vector<uint32_t>> StateStore::Partitions() {
+  std::set<uint32_t> found;
+  // Skips from one partition's first key to the next partition's range.
+  for (rocksdb::ColumnFamilyHandle* family : {profiles_, timers_, outbox_}) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family));
+    for (it->SeekToFirst(); it->Valid();) {
+      coding::Reader in(std::string_view(it->key().data(), it->key().size()));
+      uint32_t partition;
+      if (!in.GetBigEndian32(&partition)) return Status::Corruption("a key without a partition");
+      found.insert(partition);
+      if (partition == UINT32_MAX) break;
+      it->Seek(PartitionPrefix(partition + 1));
+    }
+    if (Status s = FromRocks(it->status(), "listing partitions"); !s.ok()) return s;
+  }
+  for (const char* prefix : {kClockPrefix, kPositionPrefix}) {
+    const std::string p = prefix;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+    for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
+      coding::Reader in(std::string_view(it->key().data() + p.size(), it->key().size() - p.size()));
+      uint32_t partition;
+      if (!in.GetBigEndian32(&partition)) return Status::Corruption("a meta key without a partition");
+      found.insert(partition);
+    }
+    if (Status s = FromRocks(it->status(), "listing partitions"); !s.ok()) return s;
+  }
+  return std::vector<uint32_t>(found.begin(), found.end());
 }
 
 Status StateStore::Flush() {

@@ -36,6 +36,10 @@ struct CampaignState {
   int64_t armed_due_ms = kNoTime;  // the pending timer's due time, if one is armed
   uint32_t fired = 0;            // firings (held-out ones included)
   int64_t last_fired_ms = kNoTime;
+  // Of the latest firing: whether it was held out, and whether the customer
+  // has reached the campaign's goal since (one conversion per firing).
+  bool last_held_out = false;
+  bool converted = false;
   std::vector<int64_t> recent_ms;  // latest firing times, kept for `at_most` caps
 
   bool empty() const { return armed_due_ms == kNoTime && fired == 0; }
@@ -74,11 +78,15 @@ struct Profile {
   void Compact();
 };
 
-inline constexpr uint8_t kProfileFormatVersion = 1;
+// Version 2 added the held-out and converted flags of a campaign entry.
+// Profiles are always written in the current version; version 1 still
+// decodes (both flags false).
+inline constexpr uint8_t kProfileFormatVersion = 2;
 
 // Appends the encoding of `profile` to *out.
 void EncodeProfile(const Profile& profile, std::string* out);
-// Decodes; Corruption when the bytes are not a profile of a known version.
+// Decodes versions 1 and 2; Corruption when the bytes are not a profile of a
+// known version.
 Status DecodeProfile(std::string_view bytes, Profile* profile);
 
 }  // namespace rapport

@@ -20,7 +20,8 @@
 // Thread-safety: one StateStore may be shared by processors of different
 // partitions; RocksDB reads and writes are thread-safe, and the symbol table
 // takes a lock. A StateStore holds the RocksDB lock on its directory: a
-// second Open of the same directory fails with an IoError that says so.
+// second Open of the same directory fails with an IoError that says so
+// (a read-only Open takes no lock and does not conflict).
 #pragma once
 
 #include <cstdint>
@@ -49,6 +50,11 @@ struct StateStoreOptions {
   size_t block_cache_bytes = 64 << 20;
   // fsync every commit. Off for replays into a scratch directory.
   bool sync = false;
+  // Opens an existing store for reading only (`rapport state`): nothing is
+  // written, the directory is not created, and RocksDB's lock is not taken,
+  // so a store a running rapport holds can be inspected. What is read is the
+  // state as of Open; writes (Commit, Symbol of a new name) fail.
+  bool read_only = false;
 };
 
 void AppendProfileKey(std::string* key, uint32_t partition, std::string_view customer);
@@ -134,6 +140,16 @@ class StateStore {
 
   // Approximate bytes of the partition's profiles on disk (SST + memtable).
   uint64_t ApproximateProfileBytes();
+  // Approximate bytes of each column family: its SST files and the data in
+  // its memtables.
+  struct FamilyBytes {
+    uint64_t meta = 0, profiles = 0, timers = 0, outbox = 0;
+  };
+  FamilyBytes ApproximateBytes();
+  // The partitions that hold anything: a profile, a timer, an outbox record,
+  // a clock or a position; ascending. Costs a few seeks per partition, not a
+  // scan.
+  Result<std::vector<uint32_t>> Partitions();
   // Flushes memtables to SST files (for size measurements and tests).
   Status Flush();
   const std::string& dir() const { return dir_; }

@@ -163,6 +163,22 @@ struct CompileOutput {
 // type (or kAny); conditions pass kBool. Every error found is reported.
 CompileOutput Compile(std::string_view text, const Scope& scope, Type expected);
 
+// One part of an expression's `and`/`or`/`not` tree, for explaining a
+// decision (`rapport explain`) part by part.
+struct SubExpression {
+  std::string_view text;       // as written, e.g. `customer.purchases == 3`
+  int depth = 0;               // 0: the whole expression; an operand is one deeper than its operator
+  const Expr* expr = nullptr;  // evaluates this part on its own
+};
+
+// The whole expression (depth 0) and then, depth first, every operand of its
+// `and`, `or` and `not`, recursively: `a and (b or not c)` gives the whole,
+// `a`, `b or not c`, `b`, `not c`, `c`. A chain `a and b and c` gives its three
+// operands at one depth (a parenthesized operand is not merged into the
+// chain). Views and pointers live as long as `expr`. An Expr that Compile()
+// did not make gives only itself, with empty text.
+std::vector<SubExpression> Explain(const Expr& expr);
+
 // Renders a value as template text: numbers in their shortest form (integers
 // without ".0"), times as RFC 3339, durations as "30d", booleans as
 // true/false, null and unknown as "".

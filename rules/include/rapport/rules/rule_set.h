@@ -85,6 +85,16 @@ struct PayloadNode {
   std::vector<PayloadNode> items;                            // kArray
 };
 
+// What counts as the campaign working: the customer does `event_type` (and
+// `condition` holds) within `within` after a firing. Goals only measure: they
+// never change what fires. Held-out firings convert too, which is what makes
+// the treated and held-out conversion rates comparable.
+struct Goal {
+  uint32_t event_type = 0;          // index into RuleSet::event_types
+  std::unique_ptr<Expr> condition;  // null: every event of the type counts
+  Duration within;
+};
+
 struct Action {
   std::string channel;
   std::string template_name;
@@ -100,11 +110,15 @@ struct Campaign {
   std::unique_ptr<Expr> condition;  // null: always
   std::optional<Duration> delay;
   std::unique_ptr<Expr> recheck;  // evaluated when the delay ends; null: none
+  // Where the condition's and the recheck's text starts, for warnings
+  // about them (rules/include/rapport/rules/lint.h).
+  SourceLocation condition_location, recheck_location;
   Limits limits;
   uint32_t holdout_basis_points = 0;  // 0..10000 (hundredths of a percent)
   std::string group;                  // empty: not in a group
   int64_t priority = 0;               // higher wins inside a group
   std::vector<Action> actions;
+  std::optional<Goal> goal;
 };
 
 enum class AggregateFunction : uint8_t { kCount, kSum, kMin, kMax, kLast };
@@ -130,6 +144,7 @@ class RuleSet {
   std::vector<Aggregate> aggregates;
   // Lowest first. A customer's stage is the last one whose condition holds.
   std::vector<Stage> ladder;
+  bool ladder_declared = false;  // false: `ladder` is the default one
   // Event types the rules know (visit, purchase, referral and every declared
   // or referenced one), sorted.
   std::vector<std::string> event_types;
@@ -145,12 +160,15 @@ class RuleSet {
   const std::vector<uint32_t>& OnStage(uint32_t stage) const { return on_stage_[stage]; }
   // Aggregate indexes fed by each event type.
   const std::vector<uint32_t>& AggregatesOf(uint32_t event_type) const { return aggregates_of_[event_type]; }
+  // Campaign indexes (disabled ones too: their earlier firings can still
+  // convert) whose goal is an event of this type, in id order.
+  const std::vector<uint32_t>& GoalsOf(uint32_t event_type) const { return goals_of_[event_type]; }
 
   // Builds the indexes above; the loader calls it once the vectors are final.
   void BuildIndexes();
 
  private:
-  std::vector<std::vector<uint32_t>> on_event_, on_inactivity_, on_stage_, aggregates_of_;
+  std::vector<std::vector<uint32_t>> on_event_, on_inactivity_, on_stage_, aggregates_of_, goals_of_;
 };
 
 struct LoadResult {
