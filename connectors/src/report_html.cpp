@@ -432,7 +432,8 @@ std::string Suppressions(const ReportData& d, const rules::RuleSet& rules) {
   if (reasons.empty()) return html + "<p class=\"empty\">Nothing was suppressed.</p></section>";
   std::sort(reasons.begin(), reasons.end(),
             [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
-  const double label_width = 300, left = label_width + 12, right = kWidth - 90, bar = 22, row = 34, top = 8;
+  // The reason and its explanation take two lines, so long ones are not cut off.
+  const double label_width = 300, left = label_width + 12, right = kWidth - 90, bar = 26, row = 40, top = 8;
   const double height = top + row * static_cast<double>(reasons.size());
   const double peak = static_cast<double>(reasons.front().first);
   std::string svg = SvgOpen("suppressions", height, "Suppressions by reason");
@@ -441,8 +442,9 @@ std::string Suppressions(const ReportData& d, const rules::RuleSet& rules) {
     const Suppression s = static_cast<Suppression>(k);
     const double y = top + row * static_cast<double>(i);
     const double w = std::max(1.0, (right - left) * static_cast<double>(total) / peak);
-    svg += "<text class=\"label\" x=\"" + N(label_width) + "\" y=\"" + N(y + bar - 6) + "\" text-anchor=\"end\">" +
-           std::string(SuppressionName(s)) + " <tspan class=\"muted\">· " + std::string(Why(s)) + "</tspan></text>";
+    svg += "<text class=\"label\" x=\"" + N(label_width) + "\" y=\"" + N(y + 11) + "\" text-anchor=\"end\">" +
+           std::string(SuppressionName(s)) + "<tspan class=\"muted\" x=\"" + N(label_width) + "\" dy=\"14\">" +
+           std::string(Why(s)) + "</tspan></text>";
     svg += "<rect class=\"bar\" x=\"" + N(left) + "\" y=\"" + N(y) + "\" width=\"" + N(w) + "\" height=\"" + N(bar) +
            "\" fill=\"" + kSuppressed + "\"><title>" + std::string(SuppressionName(s)) + ": " + Thousands(total) +
            "</title></rect><text class=\"value\" x=\"" + N(left + w + 6) + "\" y=\"" + N(y + bar - 6) + "\">" +
