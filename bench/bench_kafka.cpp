@@ -1,0 +1,453 @@
+#include "bench_kafka.h"
+
+#include <librdkafka/rdkafkacpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "rapport/connectors/daemon.h"
+#include "rapport/connectors/embedded_broker.h"
+#include "rapport/rules/rule_set.h"
+
+namespace rapport::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr char kEvents[] = "events";
+constexpr char kActions[] = "actions";
+
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The value of "key": in a flat JSON line from `rapport generate`: its start
+// and length, quotes included for a string.
+std::optional<std::pair<size_t, size_t>> FindValue(std::string_view line, std::string_view key) {
+  std::string needle = "\"" + std::string(key) + "\":";
+  size_t at = line.find(needle);
+  if (at == std::string_view::npos) return std::nullopt;
+  size_t start = at + needle.size();
+  if (start >= line.size()) return std::nullopt;
+  size_t end;
+  if (line[start] == '"') {
+    end = line.find('"', start + 1);
+    if (end == std::string_view::npos) return std::nullopt;
+    ++end;
+  } else {
+    end = line.find_first_of(",}", start);
+    if (end == std::string_view::npos) return std::nullopt;
+  }
+  return std::make_pair(start, end - start);
+}
+
+std::string_view StringValue(std::string_view line, std::string_view key) {
+  auto v = FindValue(line, key);
+  if (!v || v->second < 2 || line[v->first] != '"') return {};
+  return line.substr(v->first + 1, v->second - 2);
+}
+
+Result<std::vector<std::string>> ReadLines(const std::string& path, int64_t max_bytes, size_t max_lines) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IoError("cannot read " + path);
+  std::vector<std::string> lines;
+  int64_t bytes = 0;
+  std::string line;
+  while (lines.size() < max_lines && bytes < max_bytes && std::getline(in, line)) {
+    if (line.empty()) continue;
+    bytes += static_cast<int64_t>(line.size());
+    lines.push_back(line);
+  }
+  if (lines.empty()) return Status::InvalidArgument(path + " has no events");
+  return lines;
+}
+
+std::unique_ptr<RdKafka::Conf> MakeConf(const std::map<std::string, std::string>& props, std::string* err) {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  for (const auto& [k, v] : props) {
+    if (conf->set(k, v, *err) != RdKafka::Conf::CONF_OK) return nullptr;
+  }
+  return conf;
+}
+
+Result<std::unique_ptr<RdKafka::Producer>> MakeProducer(const std::string& bootstrap, const std::string& linger_ms) {
+  std::string err;
+  auto conf = MakeConf({{"bootstrap.servers", bootstrap},
+                        {"linger.ms", linger_ms},
+                        {"queue.buffering.max.messages", "2000000"},
+                        {"queue.buffering.max.kbytes", "1048576"},
+                        {"enable.idempotence", "true"}},
+                       &err);
+  if (!conf) return Status::InvalidArgument("bench producer: " + err);
+  std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf.get(), err));
+  if (!p) return Status::InvalidArgument("bench producer: " + err);
+  return p;
+}
+
+Status Produce(RdKafka::Producer& producer, const std::string& topic, std::string_view value, std::string_view key,
+               int64_t timestamp_ms) {
+  for (;;) {
+    RdKafka::ErrorCode e =
+        producer.produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+                         const_cast<char*>(value.data()), value.size(), key.data(), key.size(), timestamp_ms, nullptr);
+    if (e == RdKafka::ERR_NO_ERROR) return Status::Ok();
+    if (e != RdKafka::ERR__QUEUE_FULL) return Status::IoError(std::string("bench producer: ") + RdKafka::err2str(e));
+    producer.poll(5);
+  }
+}
+
+Result<std::map<int32_t, int64_t>> EndOffsets(RdKafka::Producer& producer, const std::string& topic, int partitions,
+                                              bool require_nothing_dropped) {
+  std::map<int32_t, int64_t> ends;
+  for (int32_t p = 0; p < partitions; ++p) {
+    int64_t low = 0, high = 0;
+    if (producer.query_watermark_offsets(topic, p, &low, &high, 10000) != RdKafka::ERR_NO_ERROR) {
+      return Status::IoError("cannot read the end offsets of " + topic);
+    }
+    if (require_nothing_dropped && low > 0) {
+      return Status::InvalidArgument("the mock broker dropped the start of " + topic + "[" + std::to_string(p) +
+                                     "]: the data set is too large for it");
+    }
+    ends[p] = high;
+  }
+  return ends;
+}
+
+// Records when the group first assigned partitions, then assigns them.
+class AssignTimer : public RdKafka::RebalanceCb {
+ public:
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override {
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      if (!assigned) assigned = Clock::now();
+      consumer->assign(partitions);
+    } else {
+      consumer->unassign();
+    }
+  }
+  std::optional<Clock::time_point> assigned;
+};
+
+// The ceiling: a consumer that only counts the messages.
+Result<double> CountingConsumer(const std::string& bootstrap, const std::string& group, uint64_t expected) {
+  AssignTimer timer;
+  std::string err;
+  auto conf = MakeConf({{"bootstrap.servers", bootstrap},
+                        {"group.id", group},
+                        {"auto.offset.reset", "earliest"},
+                        {"enable.auto.commit", "false"},
+                        // The same fetch queue the daemon configures.
+                        {"queued.min.messages", "1000000"}},
+                       &err);
+  if (!conf || conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(&timer), err) != RdKafka::Conf::CONF_OK) {
+    return Status::InvalidArgument("ceiling consumer: " + err);
+  }
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), err));
+  if (!consumer) return Status::InvalidArgument("ceiling consumer: " + err);
+  if (consumer->subscribe({kEvents}) != RdKafka::ERR_NO_ERROR) return Status::IoError("ceiling consumer: subscribe");
+  uint64_t seen = 0;
+  Clock::time_point last{};
+  const auto give_up = Clock::now() + std::chrono::seconds(300);
+  while (seen < expected && Clock::now() < give_up) {
+    std::unique_ptr<RdKafka::Message> msg(consumer->consume(100));
+    if (msg->err() == RdKafka::ERR_NO_ERROR) {
+      ++seen;
+      last = Clock::now();
+    }
+  }
+  consumer->close();
+  if (seen < expected || !timer.assigned) {
+    return Status::IoError("ceiling consumer saw " + std::to_string(seen) + " of " + std::to_string(expected) +
+                           " messages");
+  }
+  return static_cast<double>(seen) / std::chrono::duration<double>(last - *timer.assigned).count();
+}
+
+Result<std::shared_ptr<const rules::RuleSet>> LoadRuleSet(const std::string& dir) {
+  rules::LoadResult loaded = rules::LoadRules({dir});
+  if (!loaded.rules) {
+    std::string text;
+    for (const auto& d : loaded.diagnostics) text += "\n  " + d.ToString();
+    return Status::InvalidArgument("the rules in " + dir + " do not compile:" + text);
+  }
+  return std::shared_ptr<const rules::RuleSet>(loaded.rules);
+}
+
+connectors::RunConfig DaemonConfig(const std::string& bootstrap, const std::string& rules_dir,
+                                   const std::string& state_dir, const std::string& group) {
+  connectors::RunConfig config;
+  config.rules = rules_dir;
+  config.state_dir = state_dir;
+  config.application_id = group;
+  config.coupon_secret = "rapport-bench-secret";
+  connectors::KafkaProperties kafka{{"bootstrap.servers", bootstrap}};
+  config.kafka_source = connectors::KafkaSourceConfig{kEvents, kafka};
+  connectors::SinkConfig sink;
+  sink.kind = connectors::SinkConfig::Kind::kKafka;
+  sink.kafka.properties = kafka;
+  sink.kafka.topic = kActions;
+  config.sinks.push_back(sink);
+  return config;
+}
+
+// Passes the daemon's problems to stderr and notes when it was assigned.
+struct DaemonLog {
+  std::mutex mu;
+  std::optional<Clock::time_point> assigned;
+  connectors::LogFunction Function() {
+    return [this](const std::string& line) {
+      if (line.rfind("assigned ", 0) == 0) {
+        std::lock_guard lock(mu);
+        if (!assigned) assigned = Clock::now();
+      } else if (line.find("fail") != std::string::npos || line.find("fatal") != std::string::npos) {
+        std::fprintf(stderr, "  [rapport] %s\n", line.c_str());
+      }
+    };
+  }
+  std::optional<Clock::time_point> WhenAssigned() {
+    std::lock_guard lock(mu);
+    return assigned;
+  }
+};
+
+struct DaemonRun {
+  double events_per_s = 0;
+  uint64_t delivered = 0;
+};
+
+Result<DaemonRun> RunDaemonOverTopic(const std::string& bootstrap, const std::string& rules_dir,
+                                     const std::string& state_dir, const std::string& group,
+                                     const std::map<int32_t, int64_t>& ends, uint64_t events) {
+  auto rules = LoadRuleSet(rules_dir);
+  if (!rules.ok()) return rules.status();
+  connectors::RunConfig config = DaemonConfig(bootstrap, rules_dir, state_dir, group);
+  config.clock = connectors::ClockMode::kEvent;
+  DaemonLog log;
+  connectors::DaemonOptions options;
+  options.log = log.Function();
+  auto daemon = connectors::Daemon::Open(config, *rules, options);
+  if (!daemon.ok()) return daemon.status();
+  (*daemon)->StopWhenConsumed(ends);
+
+  // The last time the count of delivered actions moved is when the last one
+  // was acknowledged by the sink.
+  std::atomic<bool> done{false};
+  uint64_t delivered = 0;
+  Clock::time_point last_delivery{};
+  std::thread monitor([&] {
+    while (!done) {
+      uint64_t d = (*daemon)->stats().delivered;
+      if (d != delivered) {
+        delivered = d;
+        last_delivery = Clock::now();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  Status run = (*daemon)->Run();
+  done = true;
+  monitor.join();
+  if (!run.ok()) return run;
+  connectors::DaemonStats stats = (*daemon)->stats();
+  auto assigned = log.WhenAssigned();
+  if (stats.events != events || !assigned || stats.delivered != delivered || delivered == 0) {
+    return Status::IoError("the daemon consumed " + std::to_string(stats.events) + " of " + std::to_string(events) +
+                           " events and delivered " + std::to_string(stats.delivered) + " actions");
+  }
+  DaemonRun r;
+  r.delivered = delivered;
+  r.events_per_s = static_cast<double>(events) / std::chrono::duration<double>(last_delivery - *assigned).count();
+  return r;
+}
+
+}  // namespace
+
+Result<KafkaThroughput> MeasureKafkaThroughput(const KafkaThroughputOptions& o) {
+  // Keys spread unevenly over partitions: fill to 85% of the mock's budget.
+  auto lines = ReadLines(o.events_path, o.max_bytes_per_partition * o.partitions * 85 / 100, SIZE_MAX);
+  if (!lines.ok()) return lines.status();
+  auto broker = connectors::EmbeddedBroker::Start(1);
+  if (!broker.ok()) return broker.status();
+  if (Status s = (*broker)->CreateTopic(kEvents, o.partitions); !s.ok()) return s;
+  if (Status s = (*broker)->CreateTopic(kActions, o.partitions); !s.ok()) return s;
+  const std::string bootstrap = (*broker)->bootstrap_servers();
+  std::map<int32_t, int64_t> ends;
+  {
+    auto producer = MakeProducer(bootstrap, "20");
+    if (!producer.ok()) return producer.status();
+    for (const std::string& line : *lines) {
+      if (Status s = Produce(**producer, kEvents, line, StringValue(line, "customer_id"), 0); !s.ok()) return s;
+      (*producer)->poll(0);
+    }
+    if ((*producer)->flush(120000) != RdKafka::ERR_NO_ERROR) return Status::IoError("bench producer: flush");
+    auto e = EndOffsets(**producer, kEvents, o.partitions, true);
+    if (!e.ok()) return e.status();
+    ends = *e;
+  }
+  KafkaThroughput result;
+  result.events = lines->size();
+  for (int run = 0; run < o.runs; ++run) {
+    auto ceiling = CountingConsumer(bootstrap, "bench-ceiling-" + std::to_string(run), result.events);
+    if (!ceiling.ok()) return ceiling.status();
+    result.ceiling_events_per_s = std::max(result.ceiling_events_per_s, *ceiling);
+    auto daemon = RunDaemonOverTopic(bootstrap, o.rules_dir, o.scratch_dir + "/kafka-state-" + std::to_string(run),
+                                     "rapport-bench-" + std::to_string(run), ends, result.events);
+    if (!daemon.ok()) return daemon.status();
+    result.daemon_events_per_s = std::max(result.daemon_events_per_s, daemon->events_per_s);
+    result.actions = daemon->delivered;
+    std::fprintf(stderr, "  kafka run %d: ceiling %.0f events/s, rapport run %.0f events/s\n", run + 1, *ceiling,
+                 daemon->events_per_s);
+  }
+  return result;
+}
+
+Result<LatencyResult> MeasureLatency(const LatencyOptions& o) {
+  const size_t total = static_cast<size_t>(std::llround(o.rate * o.seconds));
+  auto lines = ReadLines(o.events_path, INT64_MAX, std::min<size_t>(total, 1000000));
+  if (!lines.ok()) return lines.status();
+  auto rules = LoadRuleSet(o.rules_dir);
+  if (!rules.ok()) return rules.status();
+  auto broker = connectors::EmbeddedBroker::Start(1);
+  if (!broker.ok()) return broker.status();
+  if (Status s = (*broker)->CreateTopic(kEvents, o.partitions); !s.ok()) return s;
+  if (Status s = (*broker)->CreateTopic(kActions, o.partitions); !s.ok()) return s;
+  const std::string bootstrap = (*broker)->bootstrap_servers();
+
+  connectors::RunConfig config =
+      DaemonConfig(bootstrap, o.rules_dir, o.scratch_dir + "/latency-state", "rapport-bench-latency");
+  config.clock = connectors::ClockMode::kWall;
+  config.commit_interval = o.commit_interval;
+  DaemonLog log;
+  connectors::DaemonOptions options;
+  options.log = log.Function();
+  auto daemon = connectors::Daemon::Open(config, *rules, options);
+  if (!daemon.ok()) return daemon.status();
+  Status run_status;
+  std::thread runner([&] { run_status = (*daemon)->Run(); });
+  auto stop_daemon = [&] {
+    (*daemon)->RequestStop();
+    runner.join();
+  };
+  // Events offered before the group has assigned the partitions would wait
+  // for the join: start only once the daemon is consuming.
+  const auto join_deadline = Clock::now() + std::chrono::seconds(60);
+  while (!log.WhenAssigned() && Clock::now() < join_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (!log.WhenAssigned()) {
+    stop_daemon();
+    return Status::IoError("the daemon was not assigned the events topic within 60 s");
+  }
+
+  // Produce time of event i (ms since the epoch), read by the action reader.
+  std::vector<std::atomic<int64_t>> sent_ms(total);
+  std::atomic<uint64_t> expected{0};
+  std::atomic<bool> producing{true}, reading{true};
+  std::vector<double> latencies;
+  std::string reader_error;
+  std::thread reader([&] {
+    std::string err;
+    auto conf = MakeConf({{"bootstrap.servers", bootstrap}, {"group.id", "bench-latency-reader"}}, &err);
+    std::unique_ptr<RdKafka::KafkaConsumer> consumer(conf ? RdKafka::KafkaConsumer::create(conf.get(), err) : nullptr);
+    if (!consumer) {
+      reader_error = "action reader: " + err;
+      return;
+    }
+    std::vector<RdKafka::TopicPartition*> parts;
+    for (int p = 0; p < o.partitions; ++p) {
+      parts.push_back(RdKafka::TopicPartition::create(kActions, p, RdKafka::Topic::OFFSET_BEGINNING));
+    }
+    consumer->assign(parts);
+    for (auto* tp : parts) delete tp;
+    while (reading) {
+      std::unique_ptr<RdKafka::Message> msg(consumer->consume(50));
+      if (msg->err() != RdKafka::ERR_NO_ERROR) continue;
+      std::string_view action(static_cast<const char*>(msg->payload()), msg->len());
+      if (StringValue(action, "campaign") != "post-purchase-thank-you") continue;
+      std::string_view id = StringValue(action, "event_id");
+      if (id.size() < 3 || id.substr(0, 2) != "l-") continue;
+      size_t index = std::strtoull(std::string(id.substr(2)).c_str(), nullptr, 10);
+      if (index >= total) continue;
+      latencies.push_back(static_cast<double>(msg->timestamp().timestamp - sent_ms[index].load()));
+    }
+    consumer->close();
+  });
+
+  LatencyResult result;
+  Status produce_status;
+  {
+    auto producer = MakeProducer(bootstrap, "1");
+    if (!producer.ok()) {
+      produce_status = producer.status();
+    } else {
+      const auto start = Clock::now();
+      std::string line;
+      size_t i = 0;
+      while (i < total && produce_status.ok()) {
+        // Catch up with the schedule, then yield briefly.
+        const size_t due = std::min(total, static_cast<size_t>(Since(start) * o.rate) + 1);
+        for (; i < due && produce_status.ok(); ++i) {
+          line = (*lines)[i % lines->size()];
+          const int64_t now_ms = WallMs();
+          const bool purchase = StringValue(line, "type") == "purchase";
+          std::string customer = purchase ? "lat-" + std::to_string(i) : std::string(StringValue(line, "customer_id"));
+          auto replace = [&line](std::string_view key, const std::string& raw) {
+            if (auto v = FindValue(line, key)) line.replace(v->first, v->second, raw);
+          };
+          replace("ts", std::to_string(now_ms));
+          replace("customer_id", "\"" + customer + "\"");
+          replace("event_id", "\"l-" + std::to_string(i) + "\"");
+          sent_ms[i] = now_ms;
+          if (purchase) ++expected;
+          produce_status = Produce(**producer, kEvents, line, customer, now_ms);
+        }
+        (*producer)->poll(0);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      const double produce_seconds = Since(start);
+      if (produce_status.ok() && (*producer)->flush(60000) != RdKafka::ERR_NO_ERROR) {
+        produce_status = Status::IoError("bench producer: flush");
+      }
+      result.produced = i;
+      result.achieved_rate = static_cast<double>(i) / produce_seconds;
+    }
+  }
+  producing = false;
+  // Wait for the actions: at most 60 s after the last event was offered.
+  const auto drain_deadline = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < drain_deadline) {
+    if ((*daemon)->stats().delivered >= expected.load()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // The reader may still be behind the delivery count by a poll or two.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  reading = false;
+  reader.join();
+  stop_daemon();
+  if (!produce_status.ok()) return produce_status;
+  if (!run_status.ok()) return run_status;
+  if (!reader_error.empty()) return Status::IoError(reader_error);
+  result.expected = expected;
+  result.samples = latencies.size();
+  if (latencies.empty()) return Status::IoError("no post-purchase-thank-you action came back");
+  std::sort(latencies.begin(), latencies.end());
+  auto pct = [&latencies](double q) {
+    size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(latencies.size())));
+    return latencies[std::min(latencies.size(), std::max<size_t>(rank, 1)) - 1];
+  };
+  result.p50_ms = pct(0.50);
+  result.p99_ms = pct(0.99);
+  result.p999_ms = pct(0.999);
+  return result;
+}
+
+}  // namespace rapport::bench
