@@ -140,6 +140,7 @@ class Parser {
   std::optional<std::string> NonEmptyString(const Entry& e, std::string_view what);
   std::optional<std::chrono::milliseconds> Duration(const Entry& e, std::string_view what);
   std::optional<uint64_t> PositiveInteger(const Entry& e, std::string_view what);
+  std::optional<uint64_t> NonNegativeInteger(const Entry& e, std::string_view what);
   std::optional<bool> Bool(const Entry& e, std::string_view what);
   std::optional<std::string> Path(const Entry& e, std::string_view what, bool dash_allowed);
   std::string Resolve(const std::string& path) const;
@@ -342,6 +343,15 @@ std::optional<std::chrono::milliseconds> Parser::Duration(const Entry& e, std::s
 }
 
 std::optional<uint64_t> Parser::PositiveInteger(const Entry& e, std::string_view what) {
+  std::optional<uint64_t> n = NonNegativeInteger(e, what);
+  if (n && *n == 0) {
+    Error(ValueMark(e), Quote(what) + " must be greater than zero");
+    return std::nullopt;
+  }
+  return n;
+}
+
+std::optional<uint64_t> Parser::NonNegativeInteger(const Entry& e, std::string_view what) {
   std::optional<std::string> s = String(e, what);
   if (!s) return std::nullopt;
   uint64_t n = 0;
@@ -355,10 +365,6 @@ std::optional<uint64_t> Parser::PositiveInteger(const Entry& e, std::string_view
   }
   if (!ok) {
     Error(ValueMark(e), Quote(what) + " must be a whole number, not " + Quote(*s));
-    return std::nullopt;
-  }
-  if (n == 0) {
-    Error(ValueMark(e), Quote(what) + " must be greater than zero");
     return std::nullopt;
   }
   return n;
@@ -696,7 +702,7 @@ void Parser::Build(const YAML::Node& root, RunConfig* config) {
   }
   Entries top = Keys(root, "the config",
                      {"rules", "state_dir", "application_id", "clock", "commit_interval", "commit_max_events",
-                      "cache_capacity", "coupon_secret", "kafka", "source", "sinks", "dead_letter"},
+                      "cache_capacity", "standby_replicas", "coupon_secret", "kafka", "source", "sinks", "dead_letter"},
                      "librdkafka properties go under `kafka:`");
   // Missing keys have no position of their own; the top of the file is the
   // place to add them.
@@ -746,6 +752,9 @@ void Parser::Build(const YAML::Node& root, RunConfig* config) {
   if (const Entry* e = find("cache_capacity")) {
     if (auto n = PositiveInteger(*e, "cache_capacity")) config->cache_capacity = static_cast<size_t>(*n);
   }
+  if (const Entry* e = find("standby_replicas")) {
+    if (auto n = NonNegativeInteger(*e, "standby_replicas")) config->standby_replicas = static_cast<uint32_t>(*n);
+  }
   if (const Entry* e = find("coupon_secret")) {
     if (auto s = String(*e, "coupon_secret")) config->coupon_secret = *s;
   }
@@ -764,6 +773,9 @@ void Parser::Build(const YAML::Node& root, RunConfig* config) {
     Error(top_mark, "the config needs `sinks`", "at least one of kafka, file, webhook");
   }
   if (const Entry* e = find("dead_letter")) DeadLetters(*e, config);
+  if (const Entry* e = find("standby_replicas"); e != nullptr && config->standby_replicas > 0 && config->file_source) {
+    Error(ValueMark(*e), "`standby_replicas` needs a Kafka source: a file source has no changelog to follow");
+  }
 }
 
 // `{topic: ${T}}` is broken YAML: in a flow map `{` and `}` are syntax. The

@@ -203,7 +203,7 @@ int RunGet(const GetArgs& args) {
     }
     ProfileJsonOptions options;
     StateStore* raw = store->get();
-    options.symbol_name = [raw](SymbolKind kind, uint32_t id) { return raw->SymbolName(kind, id); };
+    options.symbol_name = [raw, partition](SymbolKind kind, uint32_t id) { return raw->SymbolName(partition, kind, id); };
     options.rules = rules.get();
     options.partition = partition;
     // Windowed aggregates as a rule would read them now: at the stream clock.

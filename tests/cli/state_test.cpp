@@ -171,8 +171,12 @@ TEST_CASE("state get and stats look in every partition") {
   {
     auto store = rapport::StateStore::Open(dir, rapport::StateStoreOptions{});
     REQUIRE(store.ok());
-    auto visit = (*store)->Symbol(rapport::SymbolKind::kEventType, "visit");
+    // Symbols are per partition: both partitions name type 0 `visit`.
+    auto visit = (*store)->Symbol(3, rapport::SymbolKind::kEventType, "visit");
     REQUIRE(visit.ok());
+    auto visit_in_7 = (*store)->Symbol(7, rapport::SymbolKind::kEventType, "visit");
+    REQUIRE(visit_in_7.ok());
+    REQUIRE(*visit_in_7 == *visit);
     rapport::Profile profile;
     profile.first_seen_ms = profile.last_seen_ms = 1767261600000;  // 2026-01-01T10:00:00Z
     profile.Type(*visit).count = 1;

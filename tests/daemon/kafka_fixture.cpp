@@ -180,23 +180,23 @@ int Child::Wait() {
 }
 
 namespace {
-std::string Canonical(const Profile& p, StateStore& store) {
+std::string Canonical(const Profile& p, StateStore& store, uint32_t partition) {
   std::map<std::string, std::string> parts;
   for (const TypeStats& t : p.types) {
-    parts["type " + store.SymbolName(SymbolKind::kEventType, t.type)] =
+    parts["type " + store.SymbolName(partition, SymbolKind::kEventType, t.type)] =
         std::to_string(t.count) + "@" + std::to_string(t.last_ms);
   }
   for (const CampaignState& c : p.campaigns) {
     std::string recent;
     for (int64_t r : c.recent_ms) recent += std::to_string(r) + ",";
-    parts["campaign " + store.SymbolName(SymbolKind::kCampaign, c.campaign)] =
+    parts["campaign " + store.SymbolName(partition, SymbolKind::kCampaign, c.campaign)] =
         std::to_string(c.armed_due_ms) + "/" + std::to_string(c.fired) + "/" + std::to_string(c.last_fired_ms) + "/" +
         recent;
   }
   for (const AggregateState& a : p.aggregates) {
     std::string window;
     for (auto [t, v] : a.window) window += std::to_string(t) + ":" + std::to_string(v) + ",";
-    parts["aggregate " + store.SymbolName(SymbolKind::kAggregate, a.aggregate)] =
+    parts["aggregate " + store.SymbolName(partition, SymbolKind::kAggregate, a.aggregate)] =
         std::to_string(static_cast<int>(a.kind)) + "/" + std::to_string(a.number) + "/" + a.text + "/" +
         std::to_string(a.boolean) + "/" + window;
   }
@@ -216,7 +216,7 @@ std::map<std::string, std::string> DumpProfiles(const std::string& state_dir, in
         (*store)->ForEachProfile(static_cast<uint32_t>(p), [&](std::string_view customer, std::string_view bytes) {
           Profile profile;
           REQUIRE(DecodeProfile(bytes, &profile).ok());
-          out[std::string(customer)] = Canonical(profile, **store);
+          out[std::string(customer)] = Canonical(profile, **store, static_cast<uint32_t>(p));
         });
     REQUIRE(s.ok());
   }

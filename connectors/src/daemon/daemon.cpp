@@ -5,8 +5,10 @@
 #include <charconv>
 #include <cstring>
 #include <mutex>
+#include <set>
 #include <vector>
 
+#include "rapport/connectors/changelog.h"
 #include "rapport/connectors/jsonl_reader.h"
 #include "rapport/connectors/outbox_dispatcher.h"
 #include "rapport/connectors/sinks.h"
@@ -105,6 +107,13 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   Status RunKafka();
   Status RunFile();
   Status Shutdown();
+  Status OpenChangelog();
+  // The group's committed offset of an input partition (-1: none).
+  int64_t CommittedOffset(RdKafka::KafkaConsumer* consumer, int32_t partition);
+  Status Restore(RdKafka::KafkaConsumer* consumer, int32_t partition);
+  std::string Name(int32_t partition) const {
+    return config_.kafka_source->topic + "[" + std::to_string(partition) + "]";
+  }
 
   RunConfig config_;
   std::shared_ptr<const rules::RuleSet> rules_;
@@ -114,6 +123,9 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   std::unique_ptr<OutboxDispatcher> dispatcher_;
   std::unique_ptr<DeadLetterOutput> dead_letters_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::unique_ptr<Changelog> changelog_;  // with a Kafka source
+  std::unique_ptr<StandbyReplicas> standby_;  // with standby_replicas > 0
+  std::set<uint32_t> owned_;              // partitions assigned to this instance
   std::map<int32_t, Partition> partitions_;
   Status callback_error_;  // a failure inside a librdkafka callback, raised by Run()
 
@@ -195,7 +207,82 @@ Status Daemon::Impl::Open() {
     }
     consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
     if (!consumer_) return Status::InvalidArgument("kafka consumer: " + err);
+    if (Status s = OpenChangelog(); !s.ok()) return s;
   }
+  return Status::Ok();
+}
+
+Status Daemon::Impl::OpenChangelog() {
+  const std::string& topic = config_.kafka_source->topic;
+  std::string err;
+  std::unique_ptr<RdKafka::Topic> input(RdKafka::Topic::create(consumer_.get(), topic, nullptr, err));
+  if (!input) return Status::InvalidArgument("topic " + topic + ": " + err);
+  RdKafka::Metadata* raw = nullptr;
+  RdKafka::ErrorCode e = consumer_->metadata(false, input.get(), &raw, 10000);
+  std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  if (e != RdKafka::ERR_NO_ERROR || metadata->topics()->size() != 1 ||
+      (*metadata->topics())[0]->err() != RdKafka::ERR_NO_ERROR) {
+    return Status::Unavailable("input topic " + topic + " is not there: " +
+                               RdKafka::err2str(e != RdKafka::ERR_NO_ERROR || metadata->topics()->empty()
+                                                    ? e
+                                                    : (*metadata->topics())[0]->err()));
+  }
+  const auto partitions = static_cast<int32_t>((*metadata->topics())[0]->partitions()->size());
+  ChangelogOptions options;
+  options.topic = config_.application_id + "-changelog";
+  options.properties = config_.kafka_source->properties;
+  options.log = options_.log;
+  auto changelog = Changelog::Open(options);
+  if (!changelog.ok()) return changelog.status();
+  if (Status s = (*changelog)->EnsureTopic(partitions); !s.ok()) return s;
+  changelog_ = std::move(*changelog);
+  store_->SetChangeListener(changelog_.get());
+  // Nothing is this instance's until the group assigns it.
+  dispatcher_->SetPartitions(std::set<uint32_t>{});
+  if (config_.standby_replicas > 0) {
+    auto standby = StandbyReplicas::Start(*store_, options, config_.application_id, config_.standby_replicas,
+                                          [this](int32_t p) { return CommittedOffset(consumer_.get(), p); });
+    if (!standby.ok()) return standby.status();
+    standby_ = std::move(*standby);
+    Log("standby: keeping " + std::to_string(config_.standby_replicas) + " warm cop" +
+        (config_.standby_replicas == 1 ? "y" : "ies") + " of partitions owned elsewhere");
+  }
+  return Status::Ok();
+}
+
+int64_t Daemon::Impl::CommittedOffset(RdKafka::KafkaConsumer* consumer, int32_t partition) {
+  std::vector<RdKafka::TopicPartition*> tps = {
+      RdKafka::TopicPartition::create(config_.kafka_source->topic, partition)};
+  int64_t offset = -1;
+  if (consumer->committed(tps, 10000) == RdKafka::ERR_NO_ERROR && tps[0]->err() == RdKafka::ERR_NO_ERROR &&
+      tps[0]->offset() >= 0) {
+    offset = tps[0]->offset();
+  }
+  delete tps[0];
+  return offset;
+}
+
+Status Daemon::Impl::Restore(RdKafka::KafkaConsumer* consumer, int32_t partition) {
+  const int64_t committed = CommittedOffset(consumer, partition);
+  auto result = changelog_->Restore(*store_, static_cast<uint32_t>(partition), committed, Name(partition));
+  if (!result.ok()) return result.status();
+  auto position = store_->GetPosition(static_cast<uint32_t>(partition));
+  if (!position.ok()) return position.status();
+  const std::string resume = position->empty() ? "the group's offset" : "offset " + *position;
+  if (!result->restored) {
+    Log("state of " + Name(partition) + " is current (changelog offset " + std::to_string(result->to) +
+        "); input resumes at " + resume);
+    return Status::Ok();
+  }
+  const double rate = result->seconds > 0 ? static_cast<double>(result->records) / result->seconds : 0;
+  char line[512];
+  std::snprintf(line, sizeof(line),
+                "restored %s from changelog offsets %lld..%lld: %llu records (%llu of an unfinished commit "
+                "skipped) in %.2f s, %.0f records/s; input resumes at %s",
+                Name(partition).c_str(), static_cast<long long>(result->from), static_cast<long long>(result->to),
+                static_cast<unsigned long long>(result->records), static_cast<unsigned long long>(result->skipped),
+                result->seconds, rate, resume.c_str());
+  Log(line);
   return Status::Ok();
 }
 
@@ -379,6 +466,13 @@ void Daemon::Impl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::Error
   }
   if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
     for (auto* tp : partitions) {
+      // The state follows the partition: bring it up to the changelog first.
+      if (standby_) standby_->Activate(static_cast<uint32_t>(tp->partition()));
+      if (Status s = Restore(consumer, tp->partition()); !s.ok()) {
+        callback_error_ = s;
+        stop_ = true;
+        return;
+      }
       auto p = OpenPartition(tp->partition());
       if (!p.ok()) {
         callback_error_ = p.status();
@@ -388,7 +482,9 @@ void Daemon::Impl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::Error
       // RocksDB holds the truth; without a stored offset fall back to the
       // group's committed offset, then auto.offset.reset.
       tp->set_offset((*p)->next_offset >= 0 ? (*p)->next_offset : RdKafka::Topic::OFFSET_INVALID);
+      owned_.insert(static_cast<uint32_t>(tp->partition()));
     }
+    dispatcher_->SetPartitions(owned_);
     if (!partitions.empty()) Log("assigned " + config_.kafka_source->topic + "[" + names + "]");
     if (cooperative) {
       RdKafka::Error* e = consumer->incremental_assign(partitions);
@@ -401,13 +497,60 @@ void Daemon::Impl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::Error
     }
     return;
   }
-  // Revoked or lost: finish the in-flight batch of each partition and commit it.
+  // Revoked: finish the in-flight batch of each partition and commit it
+  // (changelog, RocksDB, then the group's offset, synchronously: the next
+  // owner restores up to that offset). Lost: another instance may own the
+  // partition already and write its changelog, so the batch is dropped;
+  // this instance's local state stays at its last commit.
+  const bool lost = consumer->assignment_lost();
+  std::vector<RdKafka::TopicPartition*> offsets;
   for (auto* tp : partitions) {
+    owned_.erase(static_cast<uint32_t>(tp->partition()));
+    if (lost) {
+      partitions_.erase(tp->partition());
+      continue;
+    }
+    auto it = partitions_.find(tp->partition());
+    const int64_t next = it == partitions_.end() ? -1 : it->second.next_offset;
     if (Status s = ClosePartition(tp->partition()); !s.ok()) {
       callback_error_ = s;
       stop_ = true;
+      continue;
+    }
+    if (next >= 0) offsets.push_back(RdKafka::TopicPartition::create(config_.kafka_source->topic, tp->partition(), next));
+  }
+  // The revoked partitions' actions are delivered before they are let go;
+  // what a sink refuses meanwhile travels in the changelog to the next
+  // owner. From here the dispatcher leaves those partitions alone, and the
+  // tombstones of what it delivered reach the changelog first.
+  if (!lost && !partitions.empty()) {
+    std::set<uint32_t> revoked;
+    for (auto* tp : partitions) revoked.insert(static_cast<uint32_t>(tp->partition()));
+    if (!dispatcher_->DeliverNow(revoked, options_.shutdown_drain_timeout)) {
+      Log("revocation: some actions of " + config_.kafka_source->topic + "[" + names +
+          "] were not delivered; they travel in the changelog to the next owner");
     }
   }
+  dispatcher_->SetPartitions(owned_);
+  if (!lost && changelog_) {
+    for (auto* tp : partitions) {
+      auto end = changelog_->Flush(static_cast<uint32_t>(tp->partition()));
+      if (!end.ok()) {
+        Log("changelog flush on revocation: " + end.status().ToString());
+      } else if (*end >= 0) {
+        (void)store_->SetChangelogOffset(static_cast<uint32_t>(tp->partition()), *end);
+      }
+    }
+  }
+  if (standby_) {
+    for (auto* tp : partitions) standby_->Deactivate(static_cast<uint32_t>(tp->partition()));
+  }
+  if (!offsets.empty()) {
+    if (RdKafka::ErrorCode e = consumer->commitSync(offsets); e != RdKafka::ERR_NO_ERROR) {
+      Log("commit on revocation: " + RdKafka::err2str(e));
+    }
+  }
+  for (auto* tp : offsets) delete tp;
   if (!partitions.empty()) {
     Log(std::string(consumer->assignment_lost() ? "lost " : "revoked ") + config_.kafka_source->topic + "[" + names +
         "]");
@@ -506,6 +649,7 @@ Status Daemon::Impl::RunFile() {
 }
 
 Status Daemon::Impl::Shutdown() {
+  standby_.reset();  // its thread asks consumer_ for committed offsets
   Status result = CommitAll();
   if (consumer_) {
     // close() revokes what is assigned (committing each partition) and

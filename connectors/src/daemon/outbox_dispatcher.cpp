@@ -49,6 +49,28 @@ bool OutboxDispatcher::Stop(std::chrono::milliseconds drain) {
   return drained_;
 }
 
+void OutboxDispatcher::SetPartitions(std::optional<std::set<uint32_t>> owned) {
+  std::lock_guard lock(chunk_mu_);
+  owned_ = std::move(owned);
+}
+
+bool OutboxDispatcher::DeliverNow(const std::set<uint32_t>& partitions, std::chrono::milliseconds timeout) {
+  std::lock_guard lock(chunk_mu_);
+  std::optional<std::set<uint32_t>> owned = std::move(owned_);
+  owned_ = partitions;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool empty = false;
+  while (!empty && std::chrono::steady_clock::now() < deadline) {
+    if (Status s = DeliverChunk(&empty); !s.ok()) {
+      ++failures_;
+      log_("outbox: delivery before revocation failed: " + s.ToString());
+      break;
+    }
+  }
+  owned_ = std::move(owned);
+  return empty;
+}
+
 void OutboxDispatcher::WaitFor(std::chrono::milliseconds d) {
   std::unique_lock lock(mu_);
   cv_.wait_for(lock, d, [this] { return notified_ || stopping_.load(); });
@@ -59,7 +81,11 @@ void OutboxDispatcher::Loop() {
   std::chrono::milliseconds retry = kFirstRetry;
   while (!stopping_) {
     bool empty = false;
-    Status s = DeliverChunk(&empty);
+    Status s;
+    {
+      std::lock_guard lock(chunk_mu_);
+      s = DeliverChunk(&empty);
+    }
     if (!s.ok()) {
       ++failures_;
       log_("outbox: delivery failed, retrying in " + std::to_string(retry.count()) + " ms: " + s.ToString());
@@ -90,8 +116,15 @@ Status OutboxDispatcher::DeliverChunk(bool* empty) {
     size_t customer_at, customer_size, json_at, json_size;
   };
   std::vector<Span> spans;
+  // Where the scan ended: the next chunk starts there once this one is
+  // delivered (a failed chunk is retried from where it started).
+  uint32_t end_partition = cursor_partition_;
+  uint64_t end_sequence = cursor_sequence_;
   auto scan = [&](uint32_t partition, uint64_t sequence) {
     return store_.ScanOutbox(partition, sequence, kChunk, [&](const StateStore::OutboxEntry& e) {
+      end_partition = e.partition;
+      end_sequence = e.sequence + 1;
+      if (owned_ && !owned_->contains(e.partition)) return;  // another instance's now
       Span span{arena_.size(), e.customer.size(), 0, e.action_json.size()};
       arena_.append(e.customer);
       span.json_at = arena_.size();
@@ -101,15 +134,28 @@ Status OutboxDispatcher::DeliverChunk(bool* empty) {
       keys_.emplace_back(e.partition, e.sequence);
     });
   };
-  auto visited = scan(cursor_partition_, cursor_sequence_);
-  if (!visited.ok()) return visited.status();
-  if (*visited == 0 && (cursor_partition_ != 0 || cursor_sequence_ != 0)) {
+  uint32_t from_partition = cursor_partition_;
+  uint64_t from_sequence = cursor_sequence_;
+  bool wrapped = from_partition == 0 && from_sequence == 0;
+  for (;;) {
+    auto visited = scan(from_partition, from_sequence);
+    if (!visited.ok()) return visited.status();
+    if (!records_.empty()) break;
+    if (*visited == kChunk) {  // only records of partitions owned elsewhere: look further
+      from_partition = end_partition;
+      from_sequence = end_sequence;
+      continue;
+    }
+    if (wrapped) break;
+    wrapped = true;
+    from_partition = 0;
+    from_sequence = 0;
+    end_partition = 0;
+    end_sequence = 0;
+  }
+  if (records_.empty()) {
     cursor_partition_ = 0;
     cursor_sequence_ = 0;
-    visited = scan(0, 0);
-    if (!visited.ok()) return visited.status();
-  }
-  if (*visited == 0) {
     *empty = true;
     return Status::Ok();
   }
@@ -125,8 +171,8 @@ Status OutboxDispatcher::DeliverChunk(bool* empty) {
   }
   if (Status s = store_.DeleteOutbox(keys_); !s.ok()) return s;
   delivered_ += records_.size();
-  cursor_partition_ = keys_.back().first;
-  cursor_sequence_ = keys_.back().second + 1;
+  cursor_partition_ = end_partition;
+  cursor_sequence_ = end_sequence;
   return Status::Ok();
 }
 

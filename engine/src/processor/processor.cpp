@@ -216,17 +216,17 @@ Result<std::unique_ptr<Processor>> Processor::Open(StateStore& store, std::share
 Status Processor::SetRules(std::shared_ptr<const rules::RuleSet> rules) {
   std::vector<uint32_t> types, campaigns, aggregates;
   for (const std::string& t : rules->event_types) {
-    auto s = store_.Symbol(SymbolKind::kEventType, t);
+    auto s = store_.Symbol(options_.partition, SymbolKind::kEventType, t);
     if (!s.ok()) return s.status();
     types.push_back(*s);
   }
   for (const Campaign& c : rules->campaigns) {
-    auto s = store_.Symbol(SymbolKind::kCampaign, c.id);
+    auto s = store_.Symbol(options_.partition, SymbolKind::kCampaign, c.id);
     if (!s.ok()) return s.status();
     campaigns.push_back(*s);
   }
   for (const rules::Aggregate& a : rules->aggregates) {
-    auto s = store_.Symbol(SymbolKind::kAggregate, a.name);
+    auto s = store_.Symbol(options_.partition, SymbolKind::kAggregate, a.name);
     if (!s.ok()) return s.status();
     aggregates.push_back(*s);
   }
@@ -329,7 +329,7 @@ Result<uint32_t> Processor::EventTypeSymbol(std::string_view type, std::optional
   if (rule_index) return type_symbols_[*rule_index];
   if (auto it = other_type_symbols_.find(type); it != other_type_symbols_.end()) return it->second;
   if (other_type_symbols_.size() >= kMaxOtherEventTypes) return UINT32_MAX;  // counted no more
-  auto s = store_.Symbol(SymbolKind::kEventType, type);
+  auto s = store_.Symbol(options_.partition, SymbolKind::kEventType, type);
   if (!s.ok()) return s.status();
   other_type_symbols_.emplace(std::string(type), *s);
   return *s;
@@ -785,7 +785,7 @@ void Processor::WriteTimerChanges(CachedProfile* p) {
     if (symbol < campaign_by_symbol_.size() && campaign_by_symbol_[symbol] >= 0) {
       return rules_->campaigns[campaign_by_symbol_[symbol]].id;
     }
-    return store_.SymbolName(SymbolKind::kCampaign, symbol);
+    return store_.SymbolName(options_.partition, SymbolKind::kCampaign, symbol);
   };
   auto armed = [&](uint32_t symbol) -> int64_t {
     for (const CampaignState& c : p->profile.campaigns) {

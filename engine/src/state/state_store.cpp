@@ -10,6 +10,7 @@
 
 #include <cstdarg>
 #include <filesystem>
+#include <functional>
 #include <set>
 
 #include "rapport/engine/coding.h"
@@ -17,7 +18,11 @@
 namespace rapport {
 namespace {
 
-constexpr char kSymbolPrefix[] = "sym/";
+// Before symbols were per partition they were one table under "sym/"; Open
+// copies such a table to every partition (see LoadSymbols).
+constexpr char kLegacySymbolPrefix[] = "sym/";
+constexpr char kSymbolPrefix[] = "psym/";
+constexpr char kChangelogPrefix[] = "changelog/";
 constexpr char kClockPrefix[] = "clock/";
 constexpr char kPositionPrefix[] = "position/";
 
@@ -83,31 +88,45 @@ CommitBatch::CommitBatch(StateStore& store) : store_(store), batch_(std::make_un
 CommitBatch::~CommitBatch() = default;
 
 void CommitBatch::PutProfile(uint32_t partition, std::string_view customer, std::string_view encoded) {
+  partition_ = partition;
   key_.clear();
   AppendProfileKey(&key_, partition, customer);
   batch_->Put(store_.profiles_, key_, rocksdb::Slice(encoded.data(), encoded.size()));
 }
 
+// The partition is the key's first four bytes.
+static int64_t PartitionOfKey(std::string_view key) {
+  coding::Reader in(key);
+  uint32_t partition;
+  return in.GetBigEndian32(&partition) ? partition : -1;
+}
+
 void CommitBatch::PutTimer(std::string_view timer_key) {
+  partition_ = PartitionOfKey(timer_key);
   batch_->Put(store_.timers_, rocksdb::Slice(timer_key.data(), timer_key.size()), rocksdb::Slice());
 }
 
 void CommitBatch::DeleteTimer(std::string_view timer_key) {
+  partition_ = PartitionOfKey(timer_key);
   batch_->Delete(store_.timers_, rocksdb::Slice(timer_key.data(), timer_key.size()));
 }
 
 void CommitBatch::SetClock(uint32_t partition, EventTime clock) {
+  partition_ = partition;
   std::string value;
   coding::PutOrderedInt64(&value, clock.ms);
   batch_->Put(store_.meta_, MetaKey(kClockPrefix, partition), value);
 }
 
 void CommitBatch::SetPosition(uint32_t partition, std::string_view position) {
+  partition_ = partition;
+  position_.assign(position);
   batch_->Put(store_.meta_, MetaKey(kPositionPrefix, partition), rocksdb::Slice(position.data(), position.size()));
 }
 
 void CommitBatch::PutOutbox(uint32_t partition, uint64_t sequence, std::string_view customer, bool held_out,
                             std::string_view action_json) {
+  partition_ = partition;
   key_.clear();
   coding::PutBigEndian32(&key_, partition);
   coding::PutBigEndian64(&key_, sequence);
@@ -120,7 +139,11 @@ void CommitBatch::PutOutbox(uint32_t partition, uint64_t sequence, std::string_v
 }
 
 size_t CommitBatch::Count() const { return batch_->Count(); }
-void CommitBatch::Clear() { batch_->Clear(); }
+void CommitBatch::Clear() {
+  batch_->Clear();
+  position_.clear();
+  partition_ = -1;
+}
 
 Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, const StateStoreOptions& options) {
   std::unique_ptr<StateStore> store(new StateStore());
@@ -187,46 +210,199 @@ StateStore::~StateStore() {
   }
 }
 
-Status StateStore::LoadSymbols() {
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
-  const std::string prefix = kSymbolPrefix;
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    std::string_view key(it->key().data() + prefix.size(), it->key().size() - prefix.size());
-    if (key.empty()) return Status::Corruption("symbol key without a kind");
-    coding::Reader in(std::string_view(it->value().data(), it->value().size()));
-    uint64_t id;
-    if (!in.GetVarint(&id)) return Status::Corruption("symbol " + std::string(key) + " has a bad id");
-    symbols_.emplace(std::string(key), static_cast<uint32_t>(id));
-    auto& names = names_[key[0]];
-    if (names.size() <= id) names.resize(id + 1);
-    names[id] = std::string(key.substr(1));
-  }
-  return FromRocks(it->status(), "reading symbols");
+void StateStore::RememberSymbol(std::string_view key, uint32_t id) {
+  // key: [partition BE32][kind][name]
+  coding::Reader in(key);
+  uint32_t partition;
+  if (!in.GetBigEndian32(&partition) || in.rest().empty()) return;
+  std::string_view rest = in.rest();
+  auto& names = names_[partition][rest[0]];
+  if (names.size() <= id) names.resize(id + 1);
+  names[id] = std::string(rest.substr(1));
+  symbols_[std::string(key)] = id;
 }
 
-Result<uint32_t> StateStore::Symbol(SymbolKind kind, std::string_view name) {
+void StateStore::ForgetSymbols(uint32_t partition) {
   std::lock_guard lock(symbols_mu_);
-  std::string key;
+  names_.erase(partition);
+  const std::string prefix = PartitionPrefix(partition);
+  std::erase_if(symbols_, [&prefix](const auto& entry) { return entry.first.starts_with(prefix); });
+}
+
+Status StateStore::LoadSymbols() {
+  auto read = [this](const std::string& prefix, const std::function<Status(std::string_view, uint32_t)>& fn) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      std::string_view key(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+      coding::Reader in(std::string_view(it->value().data(), it->value().size()));
+      uint64_t id;
+      if (key.empty() || !in.GetVarint(&id)) return Status::Corruption("symbol " + std::string(key) + " is malformed");
+      if (Status s = fn(key, static_cast<uint32_t>(id)); !s.ok()) return s;
+    }
+    return FromRocks(it->status(), "reading symbols");
+  };
+  if (Status s = read(kSymbolPrefix, [this](std::string_view key, uint32_t id) {
+        if (key.size() < 5) return Status::Corruption("symbol key without a partition and kind");
+        RememberSymbol(key, id);
+        return Status::Ok();
+      });
+      !s.ok()) {
+    return s;
+  }
+  // A store written before symbols were per partition: every partition gets
+  // a copy of the one table, with the same ids, so its profiles still read.
+  std::vector<std::pair<std::string, uint32_t>> legacy;
+  if (Status s = read(kLegacySymbolPrefix,
+                      [&legacy](std::string_view key, uint32_t id) {
+                        legacy.emplace_back(std::string(key), id);
+                        return Status::Ok();
+                      });
+      !s.ok()) {
+    return s;
+  }
+  if (legacy.empty()) return Status::Ok();
+  auto partitions = Partitions();
+  if (!partitions.ok()) return partitions.status();
+  rocksdb::WriteBatch batch;
+  std::string value;
+  for (uint32_t partition : *partitions) {
+    if (names_.contains(partition)) continue;
+    for (const auto& [kind_and_name, id] : legacy) {
+      std::string key = PartitionPrefix(partition) + kind_and_name;
+      RememberSymbol(key, id);
+      value.clear();
+      coding::PutVarint(&value, id);
+      batch.Put(meta_, kSymbolPrefix + key, value);
+    }
+  }
+  if (options_.read_only) return Status::Ok();
+  for (const auto& entry : legacy) batch.Delete(meta_, kLegacySymbolPrefix + entry.first);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db_->Write(wo, &batch), "moving symbols to their partitions");
+}
+
+Result<uint32_t> StateStore::Symbol(uint32_t partition, SymbolKind kind, std::string_view name) {
+  std::lock_guard lock(symbols_mu_);
+  std::string key = PartitionPrefix(partition);
   key.push_back(static_cast<char>(kind));
   key.append(name);
   if (auto it = symbols_.find(key); it != symbols_.end()) return it->second;
-  auto& names = names_[static_cast<char>(kind)];
+  if (options_.read_only) return Status::InvalidArgument("the state is open read-only: no new symbol " + std::string(name));
+  auto& names = names_[partition][static_cast<char>(kind)];
   uint32_t id = static_cast<uint32_t>(names.size());
   std::string value;
   coding::PutVarint(&value, id);
+  const std::string stored_key = kSymbolPrefix + key;
+  rocksdb::WriteBatch batch;
+  batch.Put(meta_, stored_key, value);
+  // Durable in the replica before any profile that uses it can be.
+  if (Status s = Replicate(partition, "", {StateChange{StateFamily::kMeta, stored_key, value}}, true, &batch);
+      !s.ok()) {
+    return s;
+  }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
-  if (Status s = FromRocks(db_->Put(wo, meta_, kSymbolPrefix + key, value), "writing a symbol"); !s.ok()) return s;
+  if (Status s = FromRocks(db_->Write(wo, &batch), "writing a symbol"); !s.ok()) return s;
   names.emplace_back(name);
   symbols_.emplace(std::move(key), id);
   return id;
 }
 
-std::string StateStore::SymbolName(SymbolKind kind, uint32_t id) const {
+std::string StateStore::SymbolName(uint32_t partition, SymbolKind kind, uint32_t id) const {
   std::lock_guard lock(symbols_mu_);
-  auto it = names_.find(static_cast<char>(kind));
-  if (it == names_.end() || id >= it->second.size()) return "";
+  auto p = names_.find(partition);
+  if (p == names_.end()) return "";
+  auto it = p->second.find(static_cast<char>(kind));
+  if (it == p->second.end() || id >= it->second.size()) return "";
   return it->second[id];
+}
+
+Status StateStore::Replicate(uint32_t partition, std::string_view position, const std::vector<StateChange>& changes,
+                             bool wait, rocksdb::WriteBatch* batch) {
+  if (listener_ == nullptr || changes.empty()) return Status::Ok();
+  auto offset = listener_->OnChanges(partition, position, changes, wait);
+  if (!offset.ok()) return offset.status();
+  if (*offset >= 0 && batch != nullptr) {
+    std::string value;
+    coding::PutBigEndian64(&value, static_cast<uint64_t>(*offset));
+    batch->Put(meta_, MetaKey(kChangelogPrefix, partition), value);
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<int64_t>> StateStore::GetChangelogOffset(uint32_t partition) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, MetaKey(kChangelogPrefix, partition), &value);
+  if (s.IsNotFound()) return std::optional<int64_t>();
+  if (!s.ok()) return FromRocks(s, "reading the changelog checkpoint");
+  coding::Reader in(value);
+  uint64_t offset;
+  if (!in.GetBigEndian64(&offset)) return Status::Corruption("changelog checkpoint of partition " + std::to_string(partition));
+  return std::optional<int64_t>(static_cast<int64_t>(offset));
+}
+
+Status StateStore::SetChangelogOffset(uint32_t partition, int64_t offset) {
+  std::string value;
+  coding::PutBigEndian64(&value, static_cast<uint64_t>(offset));
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  return FromRocks(db_->Put(wo, meta_, MetaKey(kChangelogPrefix, partition), value), "writing the changelog checkpoint");
+}
+
+rocksdb::ColumnFamilyHandle* StateStore::Family(StateFamily family) const {
+  switch (family) {
+    case StateFamily::kProfiles: return profiles_;
+    case StateFamily::kTimers: return timers_;
+    case StateFamily::kOutbox: return outbox_;
+    case StateFamily::kMeta: break;
+  }
+  return meta_;
+}
+
+Status StateStore::ApplyChanges(uint32_t partition, const std::vector<StateChange>& changes,
+                                int64_t changelog_offset) {
+  rocksdb::WriteBatch batch;
+  for (const StateChange& c : changes) {
+    rocksdb::Slice key(c.key.data(), c.key.size());
+    if (c.deleted) {
+      batch.Delete(Family(c.family), key);
+    } else {
+      batch.Put(Family(c.family), key, rocksdb::Slice(c.value.data(), c.value.size()));
+    }
+  }
+  std::string value;
+  coding::PutBigEndian64(&value, static_cast<uint64_t>(changelog_offset));
+  batch.Put(meta_, MetaKey(kChangelogPrefix, partition), value);
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  if (Status s = FromRocks(db_->Write(wo, &batch), "applying changelog records"); !s.ok()) return s;
+  std::lock_guard lock(symbols_mu_);
+  const std::string_view prefix = kSymbolPrefix;
+  for (const StateChange& c : changes) {
+    if (c.family != StateFamily::kMeta || c.deleted || !c.key.starts_with(prefix)) continue;
+    coding::Reader in(c.value);
+    uint64_t id;
+    if (in.GetVarint(&id)) RememberSymbol(c.key.substr(prefix.size()), static_cast<uint32_t>(id));
+  }
+  return Status::Ok();
+}
+
+Status StateStore::DropPartition(uint32_t partition) {
+  const std::string begin = PartitionPrefix(partition), end = PrefixEnd(partition);
+  rocksdb::WriteBatch batch;
+  for (rocksdb::ColumnFamilyHandle* family : {profiles_, timers_, outbox_}) batch.DeleteRange(family, begin, end);
+  batch.DeleteRange(meta_, kSymbolPrefix + begin, kSymbolPrefix + end);
+  for (const char* prefix : {kClockPrefix, kPositionPrefix, kChangelogPrefix}) {
+    batch.Delete(meta_, MetaKey(prefix, partition));
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  if (Status s = FromRocks(db_->Write(wo, &batch), "dropping partition " + std::to_string(partition)); !s.ok()) {
+    return s;
+  }
+  ForgetSymbols(partition);
+  return Status::Ok();
 }
 
 Status StateStore::GetProfile(uint32_t partition, std::string_view customer, std::string* value, bool* found) {
@@ -287,8 +463,43 @@ Result<std::string> StateStore::GetPosition(uint32_t partition) {
   return value;
 }
 
+namespace {
+// Lists a WriteBatch's operations as StateChanges (views into the batch).
+class ChangeCollector : public rocksdb::WriteBatch::Handler {
+ public:
+  ChangeCollector(std::vector<StateChange>* out, uint32_t profiles, uint32_t timers, uint32_t outbox)
+      : out_(out), profiles_(profiles), timers_(timers), outbox_(outbox) {}
+  rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+    out_->push_back(StateChange{FamilyOf(cf), {key.data(), key.size()}, {value.data(), value.size()}, false});
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+    out_->push_back(StateChange{FamilyOf(cf), {key.data(), key.size()}, {}, true});
+    return rocksdb::Status::OK();
+  }
+
+ private:
+  StateFamily FamilyOf(uint32_t cf) const {
+    if (cf == profiles_) return StateFamily::kProfiles;
+    if (cf == timers_) return StateFamily::kTimers;
+    if (cf == outbox_) return StateFamily::kOutbox;
+    return StateFamily::kMeta;
+  }
+  std::vector<StateChange>* out_;
+  uint32_t profiles_, timers_, outbox_;
+};
+}  // namespace
+
 Status StateStore::Commit(CommitBatch& batch) {
   if (batch.Count() == 0) return Status::Ok();
+  if (listener_ != nullptr && batch.partition_ >= 0) {
+    std::vector<StateChange> changes;
+    changes.reserve(batch.Count());
+    ChangeCollector collector(&changes, profiles_->GetID(), timers_->GetID(), outbox_->GetID());
+    if (Status s = FromRocks(batch.batch_->Iterate(&collector), "reading a commit batch"); !s.ok()) return s;
+    const auto partition = static_cast<uint32_t>(batch.partition_);
+    if (Status s = Replicate(partition, batch.position_, changes, true, batch.batch_.get()); !s.ok()) return s;
+  }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
   Status s = FromRocks(db_->Write(wo, batch.batch_.get()), "committing state");
@@ -342,12 +553,25 @@ Result<size_t> StateStore::ScanOutbox(uint32_t partition, uint64_t sequence, siz
 
 Status StateStore::DeleteOutbox(const std::vector<std::pair<uint32_t, uint64_t>>& records) {
   rocksdb::WriteBatch batch;
-  std::string key;
+  std::vector<std::string> keys;
+  keys.reserve(records.size());
   for (const auto& [partition, sequence] : records) {
-    key.clear();
+    std::string& key = keys.emplace_back();
     coding::PutBigEndian32(&key, partition);
     coding::PutBigEndian64(&key, sequence);
     batch.Delete(outbox_, key);
+  }
+  if (listener_ != nullptr) {
+    // Tombstones need not be waited for: one that is lost only makes a
+    // restore deliver that action again, with its action_id.
+    std::vector<StateChange> changes;
+    for (size_t i = 0; i < records.size(); ++i) {
+      changes.push_back(StateChange{StateFamily::kOutbox, keys[i], {}, true});
+      if (i + 1 == records.size() || records[i + 1].first != records[i].first) {
+        (void)Replicate(records[i].first, "", changes, false, nullptr);
+        changes.clear();
+      }
+    }
   }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;

@@ -8,8 +8,12 @@
 // at least once, deduplicated downstream by action_id). Nothing is dropped
 // while an output is down: records stay in RocksDB, across restarts too.
 //
+// With a Kafka source it delivers only the partitions this instance owns
+// (SetPartitions): the records of a partition that moved travel in the
+// changelog and are delivered by the new owner.
+//
 // Threads: Start() runs the delivery loop on its own thread; Notify() (after
-// a commit) and Stop() may be called from any thread.
+// a commit), SetPartitions() and Stop() may be called from any thread.
 #pragma once
 
 #include <atomic>
@@ -19,6 +23,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,6 +45,14 @@ class OutboxDispatcher {
   void Start();
   // New records were committed.
   void Notify();
+  // Delivers only these partitions' records from now on (nullopt: all, the
+  // default). Returns once a chunk under way has finished, so after it no
+  // record of a partition left out is delivered or deleted here.
+  void SetPartitions(std::optional<std::set<uint32_t>> owned);
+  // Delivers these partitions' records on the calling thread, until none is
+  // left, a delivery fails or `timeout` passes (a partition being revoked:
+  // what is left travels in the changelog). True when none is left.
+  bool DeliverNow(const std::set<uint32_t>& partitions, std::chrono::milliseconds timeout);
   // Delivers what is in the outbox for up to `drain`, then stops the thread;
   // true when the outbox was empty at the end.
   bool Stop(std::chrono::milliseconds drain);
@@ -56,6 +70,8 @@ class OutboxDispatcher {
   std::vector<std::unique_ptr<ActionOutput>> outputs_;
   Log log_;
   std::thread thread_;
+  std::mutex chunk_mu_;  // held while a chunk is delivered; guards owned_
+  std::optional<std::set<uint32_t>> owned_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool notified_ = false;

@@ -5,8 +5,12 @@
 //   profiles  [partition BE32][customer id]            -> encoded Profile
 //   timers    [partition BE32][due, ordered 8][customer id][0x00][campaign id] -> empty
 //   outbox    [partition BE32][sequence BE64] -> [varint n][customer id, n bytes][held_out 0|1][action JSON]
-// Every key starts with the partition, so one partition's state is one key
-// range that can be restored or dropped on its own. Timer keys sort in firing
+//   default   also: psym/[partition BE32][kind][name] -> symbol id, and
+//             changelog/[partition BE32] -> the changelog checkpoint (local only)
+// Every key starts with the partition (meta keys end with it), so one
+// partition's state is one key range that can be restored or dropped on its
+// own, and its symbols are its own: a partition's profiles mean the same on
+// any instance that restores them. Timer keys sort in firing
 // order: (due, customer, campaign), bytewise. Customer ids never hold NUL
 // (the decoder rejects them), which keeps the 0x00 separator unambiguous.
 //
@@ -14,8 +18,14 @@
 // profiles, timers, clock, source position and fired actions (the outbox)
 // are one RocksDB WriteBatch. A dispatcher reads the outbox and deletes
 // records once a sink has acknowledged them.
-// Symbols (small ids for event types, campaigns and aggregates) are written
-// as soon as they are created; an unused symbol is harmless.
+// Symbols (small ids for event types, campaigns and aggregates, per
+// partition) are written as soon as they are created; an unused symbol is
+// harmless.
+//
+// Replication: a StateChangeListener (the Kafka changelog) sees every change
+// of a partition before it is written locally; a commit does not land
+// locally until the listener has it durably, so the local state is never
+// ahead of its replica. ApplyChanges() is the other direction: a restore.
 //
 // Thread-safety: one StateStore may be shared by processors of different
 // partitions; RocksDB reads and writes are thread-safe, and the symbol table
@@ -28,6 +38,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -66,6 +77,33 @@ bool ParseTimerKey(std::string_view key, uint32_t* partition, EventTime* due, st
 
 class StateStore;
 
+// The column families as named in a replicated change.
+enum class StateFamily : char { kMeta = 'm', kProfiles = 'p', kTimers = 't', kOutbox = 'o' };
+
+// One write: a put of `value`, or a delete. Keys are the family's own keys
+// (with the partition in them), so a change applies as is on any instance.
+struct StateChange {
+  StateFamily family;
+  std::string_view key;
+  std::string_view value;
+  bool deleted = false;
+};
+
+// Sees a partition's changes before they are written locally (a StateStore
+// calls it on the thread that writes).
+class StateChangeListener {
+ public:
+  virtual ~StateChangeListener() = default;
+  // `position` is the source position a commit group reflects ("" for writes
+  // outside a commit: new symbols, delivered outbox records). With `wait`
+  // the changes must be durable in the replica when this returns (an error
+  // fails the write and nothing lands locally); without, they may be sent
+  // later. A returned offset >= 0 is the replica's end for the partition,
+  // stored with the write as its checkpoint (GetChangelogOffset).
+  virtual Result<int64_t> OnChanges(uint32_t partition, std::string_view position,
+                                    const std::vector<StateChange>& changes, bool wait) = 0;
+};
+
 // The writes of one commit group. Not thread-safe; one per processor.
 class CommitBatch {
  public:
@@ -89,6 +127,8 @@ class CommitBatch {
   StateStore& store_;
   std::unique_ptr<rocksdb::WriteBatch> batch_;
   std::string key_, value_;
+  std::string position_;       // the last SetPosition's, for the listener
+  int64_t partition_ = -1;     // the batch's partition (a batch holds one)
 };
 
 class StateStore {
@@ -130,13 +170,27 @@ class StateStore {
   // Outbox records waiting, approximately.
   uint64_t ApproximateOutboxCount();
 
-  // The id of `name` of `kind`, created (and persisted) on first use.
-  Result<uint32_t> Symbol(SymbolKind kind, std::string_view name);
-  // The name of a symbol, or "" when unknown.
-  std::string SymbolName(SymbolKind kind, uint32_t id) const;
+  // The id of `name` of `kind` in `partition`, created (and persisted) on
+  // first use.
+  Result<uint32_t> Symbol(uint32_t partition, SymbolKind kind, std::string_view name);
+  // The name of a symbol of `partition`, or "" when unknown.
+  std::string SymbolName(uint32_t partition, SymbolKind kind, uint32_t id) const;
 
-  // Writes the batch atomically and clears it.
+  // Writes the batch atomically and clears it; the listener sees it first.
   Status Commit(CommitBatch& batch);
+
+  // Replication. The listener is set once, before any write; may be null.
+  void SetChangeListener(StateChangeListener* listener) { listener_ = listener; }
+  // The partition's changelog checkpoint: the replica offset up to which the
+  // local state is known to match it (nullopt: never replicated here).
+  Result<std::optional<int64_t>> GetChangelogOffset(uint32_t partition);
+  Status SetChangelogOffset(uint32_t partition, int64_t offset);
+  // Writes changes read from the replica (a restore), with the checkpoint,
+  // atomically; the listener is not called. Symbols among them take effect.
+  Status ApplyChanges(uint32_t partition, const std::vector<StateChange>& changes, int64_t changelog_offset);
+  // Deletes everything of the partition: profiles, timers, outbox, clock,
+  // position, symbols and checkpoint (before a restore from scratch).
+  Status DropPartition(uint32_t partition);
 
   // Approximate bytes of the partition's profiles on disk (SST + memtable).
   uint64_t ApproximateProfileBytes();
@@ -168,9 +222,18 @@ class StateStore {
   rocksdb::ColumnFamilyHandle* timers_ = nullptr;
   rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
 
+  Status Replicate(uint32_t partition, std::string_view position, const std::vector<StateChange>& changes,
+                   bool wait, rocksdb::WriteBatch* batch);
+  void ForgetSymbols(uint32_t partition);
+  rocksdb::ColumnFamilyHandle* Family(StateFamily family) const;
+  void RememberSymbol(std::string_view key_after_prefix, uint32_t id);
+
+  StateChangeListener* listener_ = nullptr;
   mutable std::mutex symbols_mu_;
-  std::unordered_map<std::string, uint32_t> symbols_;            // kind char + name -> id
-  std::unordered_map<char, std::vector<std::string>> names_;     // kind -> id -> name
+  // [partition BE32][kind][name] -> id
+  std::unordered_map<std::string, uint32_t> symbols_;
+  // partition -> kind -> id -> name
+  std::unordered_map<uint32_t, std::unordered_map<char, std::vector<std::string>>> names_;
 };
 
 }  // namespace rapport

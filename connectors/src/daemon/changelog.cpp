@@ -1,0 +1,567 @@
+#include "rapport/connectors/changelog.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafkacpp.h>
+
+#include <charconv>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <deque>
+#include <set>
+#include <thread>
+
+namespace rapport::connectors {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr char kPositionHeader[] = "rapport.position";
+constexpr size_t kApplyRecords = 4096;
+constexpr size_t kApplyBytes = 4 << 20;
+constexpr int kMetadataTimeoutMs = 10000;
+
+// Properties only a consumer understands; the producer would warn about each.
+const std::set<std::string> kConsumerOnly = {
+    "group.id", "group.instance.id", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
+    "auto.offset.reset", "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
+    "enable.partition.eof", "queued.min.messages", "queued.max.messages.kbytes", "fetch.wait.max.ms",
+    "fetch.min.bytes", "fetch.max.bytes", "fetch.message.max.bytes", "max.partition.fetch.bytes",
+    "fetch.error.backoff.ms", "partition.assignment.strategy", "isolation.level", "check.crcs",
+    "allow.auto.create.topics", "group.protocol.type", "coordinator.query.interval.ms"};
+// ... and what only a producer does.
+const std::set<std::string> kProducerOnly = {
+    "acks", "request.required.acks", "enable.idempotence", "linger.ms", "queue.buffering.max.ms",
+    "queue.buffering.max.messages", "queue.buffering.max.kbytes", "batch.num.messages", "batch.size",
+    "compression.type", "compression.codec", "message.timeout.ms", "delivery.timeout.ms", "transactional.id",
+    "retries", "message.send.max.retries", "retry.backoff.ms", "enable.gapless.guarantee", "partitioner"};
+
+Result<std::unique_ptr<RdKafka::Conf>> MakeConf(const KafkaProperties& properties, const std::set<std::string>& skip,
+                                                const KafkaProperties& own) {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string err;
+  KafkaProperties merged;
+  for (const auto& [k, v] : properties) {
+    if (!skip.contains(k)) merged[k] = v;
+  }
+  for (const auto& [k, v] : own) merged[k] = v;
+  for (const auto& [k, v] : merged) {
+    if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) {
+      return Status::InvalidArgument("changelog: kafka property " + k + ": " + err);
+    }
+  }
+  return conf;
+}
+
+std::optional<int64_t> ParseInt(std::string_view text) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+std::string Count(uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
+// The input position a record carries (nullopt: none, a write outside a
+// commit; -1 when unreadable, which no committed offset passes).
+std::optional<int64_t> RecordPosition(RdKafka::Message& msg) {
+  RdKafka::Headers* headers = msg.headers();
+  if (headers == nullptr) return std::nullopt;
+  RdKafka::Headers::Header h = headers->get_last(kPositionHeader);
+  if (h.err() != RdKafka::ERR_NO_ERROR || h.value() == nullptr) return std::nullopt;
+  auto position = ParseInt(std::string_view(static_cast<const char*>(h.value()), h.value_size()));
+  return position ? *position : INT64_MAX;
+}
+
+}  // namespace
+
+class Changelog::Impl : public RdKafka::DeliveryReportCb {
+ public:
+  explicit Impl(ChangelogOptions options) : options_(std::move(options)) {
+    if (!options_.log) options_.log = [](const std::string&) {};
+  }
+
+  Status Open() {
+    auto conf = MakeConf(options_.properties, kConsumerOnly,
+                         {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "2"}});
+    if (!conf.ok()) return conf.status();
+    std::string err;
+    if ((*conf)->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(this), err) != RdKafka::Conf::CONF_OK) {
+      return Status::InvalidArgument("changelog: " + err);
+    }
+    producer_.reset(RdKafka::Producer::create(conf->get(), err));
+    if (!producer_) return Status::InvalidArgument("changelog producer: " + err);
+    return Status::Ok();
+  }
+
+  void dr_cb(RdKafka::Message& message) override {
+    std::lock_guard lock(mu_);
+    if (message.err() != RdKafka::ERR_NO_ERROR) {
+      if (first_error_.empty()) first_error_ = message.errstr();
+      return;
+    }
+    int64_t& end = ends_[message.partition()];
+    end = std::max(end, message.offset() + 1);
+  }
+
+  Status EnsureTopic(int32_t partitions) {
+    std::string err;
+    std::unique_ptr<RdKafka::Topic> topic(RdKafka::Topic::create(producer_.get(), options_.topic, nullptr, err));
+    if (!topic) return Status::InvalidArgument("changelog topic " + options_.topic + ": " + err);
+    RdKafka::Metadata* raw = nullptr;
+    RdKafka::ErrorCode e = producer_->metadata(false, topic.get(), &raw, kMetadataTimeoutMs);
+    std::unique_ptr<RdKafka::Metadata> metadata(raw);
+    int32_t have = -1;
+    if (e == RdKafka::ERR_NO_ERROR && metadata->topics()->size() == 1) {
+      const RdKafka::TopicMetadata* t = (*metadata->topics())[0];
+      if (t->err() == RdKafka::ERR_NO_ERROR) have = static_cast<int32_t>(t->partitions()->size());
+    }
+    if (have < 0) {
+      if (Status s = CreateTopic(partitions); !s.ok()) return s;
+      options_.log("created changelog topic " + options_.topic + " with " + std::to_string(partitions) +
+                   " partitions (cleanup.policy=compact)");
+      return Status::Ok();
+    }
+    if (have < partitions) {
+      return Status::InvalidArgument("changelog topic " + options_.topic + " has " + std::to_string(have) +
+                                     " partitions, the input has " + std::to_string(partitions) +
+                                     ": it needs one per input partition (docs/scaling.md)");
+    }
+    return Status::Ok();
+  }
+
+  Status CreateTopic(int32_t partitions) {
+    rd_kafka_t* rk = producer_->c_ptr();
+    char errstr[512];
+    rd_kafka_NewTopic_t* nt =
+        rd_kafka_NewTopic_new(options_.topic.c_str(), partitions, -1, errstr, sizeof(errstr));
+    if (nt == nullptr) return Status::InvalidArgument("changelog topic " + options_.topic + ": " + errstr);
+    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t* admin = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_request_timeout(admin, kMetadataTimeoutMs, errstr, sizeof(errstr));
+    rd_kafka_CreateTopics(rk, &nt, 1, admin, queue);
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, kMetadataTimeoutMs + 2000);
+    std::string failure;
+    if (ev == nullptr) {
+      failure = "no answer from the cluster";
+    } else if (rd_kafka_event_error(ev)) {
+      failure = rd_kafka_event_error_string(ev);
+    } else if (const rd_kafka_CreateTopics_result_t* res = rd_kafka_event_CreateTopics_result(ev)) {
+      size_t n = 0;
+      const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(res, &n);
+      for (size_t i = 0; i < n; ++i) {
+        rd_kafka_resp_err_t te = rd_kafka_topic_result_error(results[i]);
+        if (te != RD_KAFKA_RESP_ERR_NO_ERROR && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+          const char* msg = rd_kafka_topic_result_error_string(results[i]);
+          failure = msg != nullptr ? msg : rd_kafka_err2str(te);
+        }
+      }
+    }
+    if (ev != nullptr) rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(admin);
+    rd_kafka_queue_destroy(queue);
+    rd_kafka_NewTopic_destroy(nt);
+    if (!failure.empty()) {
+      return Status::Unavailable("changelog topic " + options_.topic + " does not exist and could not be created (" +
+                                 failure + "): create it with " + std::to_string(partitions) +
+                                 " partitions and cleanup.policy=compact (docs/scaling.md)");
+    }
+    return Status::Ok();
+  }
+
+  Result<int64_t> OnChanges(uint32_t partition, std::string_view position, const std::vector<StateChange>& changes,
+                            bool wait) {
+    std::string key, value;
+    for (const StateChange& c : changes) {
+      key.clear();
+      key.push_back(static_cast<char>(c.family));
+      key.append(c.key);
+      value.clear();
+      if (!c.deleted) {
+        value.push_back('=');
+        value.append(c.value);
+      }
+      RdKafka::Headers* headers = nullptr;
+      if (!position.empty()) {
+        headers = RdKafka::Headers::create();
+        headers->add(kPositionHeader, position.data(), position.size());
+      }
+      for (;;) {
+        RdKafka::ErrorCode e = producer_->produce(
+            options_.topic, static_cast<int32_t>(partition), RdKafka::Producer::RK_MSG_COPY,
+            value.empty() ? nullptr : value.data(), value.size(), key.data(), key.size(), 0, headers, nullptr);
+        if (e == RdKafka::ERR_NO_ERROR) break;  // the producer owns the headers now
+        if (e == RdKafka::ERR__QUEUE_FULL) {
+          producer_->poll(10);
+          continue;
+        }
+        delete headers;
+        return Status::Unavailable("changelog " + options_.topic + "[" + std::to_string(partition) +
+                                   "]: " + RdKafka::err2str(e));
+      }
+    }
+    if (!wait) return int64_t{-1};
+    return Flush(partition);
+  }
+
+  Result<int64_t> Flush(uint32_t partition) {
+    // librdkafka retries until message.timeout.ms; a broker outage shorter
+    // than that only delays the commit.
+    while (producer_->outq_len() > 0) producer_->flush(100);
+    std::lock_guard lock(mu_);
+    if (!first_error_.empty()) {
+      std::string error = std::move(first_error_);
+      first_error_.clear();
+      return Status::Unavailable("changelog " + options_.topic + ": a record was not delivered: " + error);
+    }
+    auto it = ends_.find(static_cast<int32_t>(partition));
+    return it == ends_.end() ? int64_t{-1} : it->second;
+  }
+
+  Result<RestoreResult> Restore(StateStore& store, uint32_t partition, int64_t committed_input,
+                                const std::string& name) {
+    RestoreResult result;
+    auto conf = MakeConf(options_.properties, kProducerOnly,
+                         {{"group.id", options_.topic + "-restore"},
+                          {"enable.auto.commit", "false"},
+                          {"enable.auto.offset.store", "false"},
+                          {"enable.partition.eof", "false"}});
+    if (!conf.ok()) return conf.status();
+    std::string err;
+    std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), err));
+    if (!consumer) return Status::InvalidArgument("changelog restore consumer: " + err);
+    const auto p = static_cast<int32_t>(partition);
+    int64_t low = 0, high = 0;
+    if (RdKafka::ErrorCode e = consumer->query_watermark_offsets(options_.topic, p, &low, &high, kMetadataTimeoutMs);
+        e != RdKafka::ERR_NO_ERROR) {
+      consumer->close();
+      return Status::Unavailable("changelog " + options_.topic + "[" + std::to_string(p) +
+                                 "]: reading its offsets: " + RdKafka::err2str(e));
+    }
+    auto local = store.GetChangelogOffset(partition);
+    if (!local.ok()) return local.status();
+    result.to = high;
+    if (*local && **local == high) {
+      consumer->close();
+      result.from = high;
+      return result;
+    }
+    int64_t from = low;
+    if (*local && **local >= low && **local < high) {
+      from = **local;
+    } else {
+      // No checkpoint (this instance never held the partition), or one the
+      // log no longer covers: what is here may be stale; start afresh.
+      if (Status s = store.DropPartition(partition); !s.ok()) return s;
+    }
+    result.restored = true;
+    result.from = from;
+    const auto start = Clock::now();
+    if (from >= high) {
+      if (Status s = store.SetChangelogOffset(partition, high); !s.ok()) return s;
+      consumer->close();
+      return result;
+    }
+    options_.log("restoring " + name + " from " + options_.topic + "[" + std::to_string(p) + "]: offsets " +
+                 std::to_string(from) + ".." + std::to_string(high));
+    std::vector<RdKafka::TopicPartition*> assignment = {RdKafka::TopicPartition::create(options_.topic, p, from)};
+    consumer->assign(assignment);
+    delete assignment[0];
+
+    // Owned copies of one chunk's records; StateChanges point into them.
+    std::vector<std::string> keys, values;
+    std::vector<bool> deleted;
+    std::vector<StateChange> changes;
+    size_t chunk_bytes = 0;
+    int64_t next = from;
+    auto apply = [&]() -> Status {
+      changes.clear();
+      for (size_t i = 0; i < keys.size(); ++i) {
+        changes.push_back(StateChange{static_cast<StateFamily>(keys[i][0]), std::string_view(keys[i]).substr(1),
+                                      values[i], deleted[i]});
+      }
+      Status s = store.ApplyChanges(partition, changes, next);
+      keys.clear();
+      values.clear();
+      deleted.clear();
+      chunk_bytes = 0;
+      return s;
+    };
+    auto last_log = start;
+    Status status;
+    while (next < high && status.ok()) {
+      std::unique_ptr<RdKafka::Message> msg(consumer->consume(1000));
+      if (msg->err() == RdKafka::ERR__TIMED_OUT) continue;
+      if (msg->err() != RdKafka::ERR_NO_ERROR) {
+        status = Status::Unavailable("changelog " + options_.topic + "[" + std::to_string(p) + "]: " + msg->errstr());
+        break;
+      }
+      next = msg->offset() + 1;
+      ++result.records;
+      const std::string* key = msg->key();
+      if (key == nullptr || key->size() < 2) {
+        status = Status::Corruption("changelog " + options_.topic + "[" + std::to_string(p) + "] offset " +
+                                    std::to_string(msg->offset()) + ": a record without a state key");
+        break;
+      }
+      const std::optional<int64_t> position = RecordPosition(*msg);
+      const bool skip = position && *position > committed_input;
+      if (skip) {
+        ++result.skipped;
+      } else {
+        std::string_view payload(static_cast<const char*>(msg->payload()), msg->payload() ? msg->len() : 0);
+        keys.push_back(*key);
+        deleted.push_back(payload.empty());
+        values.emplace_back(payload.empty() ? std::string_view() : payload.substr(1));
+        chunk_bytes += key->size() + payload.size();
+      }
+      if (keys.size() >= kApplyRecords || chunk_bytes >= kApplyBytes || next >= high) status = apply();
+      if (Clock::now() - last_log > std::chrono::seconds(2)) {
+        last_log = Clock::now();
+        options_.log("restoring " + name + ": " + Count(static_cast<uint64_t>(next - from)) + " of " +
+                     Count(static_cast<uint64_t>(high - from)) + " records");
+      }
+    }
+    consumer->close();
+    if (!status.ok()) return status;
+    result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    return result;
+  }
+
+ private:
+  ChangelogOptions options_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+  std::mutex mu_;
+  std::map<int32_t, int64_t> ends_;
+  std::string first_error_;
+};
+
+Result<std::unique_ptr<Changelog>> Changelog::Open(const ChangelogOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
+  if (Status s = impl->Open(); !s.ok()) return s;
+  return std::unique_ptr<Changelog>(new Changelog(std::move(impl)));
+}
+
+Changelog::Changelog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Changelog::~Changelog() = default;
+Status Changelog::EnsureTopic(int32_t partitions) { return impl_->EnsureTopic(partitions); }
+Result<int64_t> Changelog::OnChanges(uint32_t partition, std::string_view position,
+                                     const std::vector<StateChange>& changes, bool wait) {
+  return impl_->OnChanges(partition, position, changes, wait);
+}
+Result<int64_t> Changelog::Flush(uint32_t partition) { return impl_->Flush(partition); }
+Result<RestoreResult> Changelog::Restore(StateStore& store, uint32_t partition, int64_t committed_input,
+                                         const std::string& name) {
+  return impl_->Restore(store, partition, committed_input, name);
+}
+
+}  // namespace rapport::connectors
+
+namespace rapport::connectors {
+
+class StandbyReplicas::Impl : public RdKafka::RebalanceCb {
+ public:
+  Impl(StateStore& store, ChangelogOptions options, std::function<int64_t(int32_t)> committed_input)
+      : store_(store), options_(std::move(options)), committed_input_(std::move(committed_input)) {}
+
+  ~Impl() override {
+    stopping_ = true;
+    if (thread_.joinable()) thread_.join();
+    for (auto& c : consumers_) c->close();
+  }
+
+  Status Start(const std::string& application_id, uint32_t replicas) {
+    for (uint32_t k = 1; k <= replicas; ++k) {
+      auto conf = MakeConf(options_.properties, kProducerOnly,
+                           {{"group.id", application_id + "-standby-" + std::to_string(k)},
+                            {"enable.auto.commit", "false"},
+                            {"enable.auto.offset.store", "false"},
+                            {"auto.offset.reset", "earliest"},
+                            {"partition.assignment.strategy", "cooperative-sticky"}});
+      if (!conf.ok()) return conf.status();
+      std::string err;
+      if ((*conf)->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) != RdKafka::Conf::CONF_OK) {
+        return Status::InvalidArgument("standby consumer: " + err);
+      }
+      std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), err));
+      if (!consumer) return Status::InvalidArgument("standby consumer: " + err);
+      if (RdKafka::ErrorCode e = consumer->subscribe({options_.topic}); e != RdKafka::ERR_NO_ERROR) {
+        return Status::Unavailable("standby: subscribe to " + options_.topic + ": " + RdKafka::err2str(e));
+      }
+      consumers_.push_back(std::move(consumer));
+    }
+    thread_ = std::thread([this] { Loop(); });
+    return Status::Ok();
+  }
+
+  void Activate(uint32_t partition) {
+    std::lock_guard lock(mu_);
+    Follower& f = followers_[partition];
+    f.active = true;
+    f.pending.clear();
+  }
+
+  void Deactivate(uint32_t partition) {
+    std::lock_guard lock(mu_);
+    Follower& f = followers_[partition];
+    f.active = false;
+    f.needs_seek = f.consumer != nullptr;
+  }
+
+  // Runs inside consume() on the standby thread, with mu_ held by Loop.
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override {
+    std::lock_guard lock(mu_);
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      std::string names;
+      for (auto* tp : partitions) {
+        Follower& f = followers_[static_cast<uint32_t>(tp->partition())];
+        f.consumer = consumer;
+        f.pending.clear();
+        tp->set_offset(StartOffset(static_cast<uint32_t>(tp->partition()), f));
+        names += (names.empty() ? "" : ",") + std::to_string(tp->partition());
+      }
+      if (!partitions.empty()) options_.log("standby: following " + options_.topic + "[" + names + "]");
+      if (RdKafka::Error* e = consumer->incremental_assign(partitions)) delete e;
+      return;
+    }
+    for (auto* tp : partitions) {
+      Follower& f = followers_[static_cast<uint32_t>(tp->partition())];
+      if (f.consumer == consumer) {
+        f.consumer = nullptr;
+        f.pending.clear();
+        f.needs_seek = false;
+      }
+    }
+    if (RdKafka::Error* e = consumer->incremental_unassign(partitions)) delete e;
+  }
+
+ private:
+  struct Record {
+    int64_t offset;
+    std::optional<int64_t> position;
+    std::string key, value;
+    bool deleted;
+  };
+  struct Follower {
+    RdKafka::KafkaConsumer* consumer = nullptr;  // the standby group that gave it, if any
+    bool active = false;                         // owned here: the processor writes it
+    bool needs_seek = false;                     // resume from the local checkpoint
+    std::deque<Record> pending;                  // waiting for the owner's offset commit
+    int64_t committed = -1;
+    std::chrono::steady_clock::time_point committed_at{};
+  };
+  static constexpr size_t kMaxPending = 200000;
+
+  // Where following starts: the local checkpoint, or the start of the log
+  // after dropping what is here (stale or from another life).
+  int64_t StartOffset(uint32_t partition, Follower& f) {
+    if (f.active) return RdKafka::Topic::OFFSET_END;  // skipped anyway; re-sought on Deactivate
+    auto checkpoint = store_.GetChangelogOffset(partition);
+    if (checkpoint.ok() && *checkpoint) return **checkpoint;
+    (void)store_.DropPartition(partition);
+    return RdKafka::Topic::OFFSET_BEGINNING;
+  }
+
+  void Loop() {
+    while (!stopping_) {
+      for (auto& consumer : consumers_) {
+        std::unique_ptr<RdKafka::Message> msg(consumer->consume(consumers_.size() > 1 ? 20 : 100));
+        std::lock_guard lock(mu_);
+        if (msg->err() == RdKafka::ERR_NO_ERROR) Take(*msg);
+        Seek();
+        Apply();
+      }
+    }
+  }
+
+  void Take(RdKafka::Message& msg) {
+    auto it = followers_.find(static_cast<uint32_t>(msg.partition()));
+    if (it == followers_.end() || it->second.active || it->second.needs_seek) return;
+    Follower& f = it->second;
+    const std::string* key = msg.key();
+    if (key == nullptr || key->size() < 2) return;
+    std::string_view payload(static_cast<const char*>(msg.payload()), msg.payload() ? msg.len() : 0);
+    f.pending.push_back(Record{msg.offset(), RecordPosition(msg), *key,
+                               payload.empty() ? std::string() : std::string(payload.substr(1)), payload.empty()});
+    if (f.pending.size() > kMaxPending) {  // the owner is not committing: read it again later
+      f.pending.clear();
+      f.needs_seek = true;
+    }
+  }
+
+  void Seek() {
+    for (auto& [partition, f] : followers_) {
+      if (!f.needs_seek || f.active || f.consumer == nullptr) continue;
+      std::unique_ptr<RdKafka::TopicPartition> tp(
+          RdKafka::TopicPartition::create(options_.topic, static_cast<int32_t>(partition), StartOffset(partition, f)));
+      if (f.consumer->seek(*tp, 1000) == RdKafka::ERR_NO_ERROR) {
+        f.needs_seek = false;
+        f.pending.clear();
+      }
+    }
+  }
+
+  void Apply() {
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& [partition, f] : followers_) {
+      if (f.pending.empty() || f.active) continue;
+      if (now - f.committed_at > std::chrono::milliseconds(200)) {
+        f.committed = committed_input_(static_cast<int32_t>(partition));
+        f.committed_at = now;
+      }
+      changes_.clear();
+      size_t n = 0;
+      while (n < f.pending.size() && n < 4096) {
+        const Record& r = f.pending[n];
+        if (r.position && *r.position > f.committed) break;  // not committed by the owner yet
+        changes_.push_back(StateChange{static_cast<StateFamily>(r.key[0]), std::string_view(r.key).substr(1), r.value,
+                                       r.deleted});
+        ++n;
+      }
+      if (n == 0) continue;
+      const int64_t next = f.pending[n - 1].offset + 1;
+      if (Status s = store_.ApplyChanges(partition, changes_, next); !s.ok()) {
+        options_.log("standby: applying " + options_.topic + "[" + std::to_string(partition) + "]: " + s.ToString());
+        f.pending.clear();
+        f.needs_seek = true;
+        continue;
+      }
+      f.pending.erase(f.pending.begin(), f.pending.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+  }
+
+  StateStore& store_;
+  ChangelogOptions options_;
+  std::function<int64_t(int32_t)> committed_input_;
+  std::vector<std::unique_ptr<RdKafka::KafkaConsumer>> consumers_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::map<uint32_t, Follower> followers_;
+  std::vector<StateChange> changes_;
+};
+
+Result<std::unique_ptr<StandbyReplicas>> StandbyReplicas::Start(StateStore& store, const ChangelogOptions& options,
+                                                                const std::string& application_id,
+                                                                uint32_t replicas,
+                                                                std::function<int64_t(int32_t)> committed_input) {
+  auto impl = std::make_unique<Impl>(store, options, std::move(committed_input));
+  if (Status s = impl->Start(application_id, replicas); !s.ok()) return s;
+  return std::unique_ptr<StandbyReplicas>(new StandbyReplicas(std::move(impl)));
+}
+
+StandbyReplicas::StandbyReplicas(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+StandbyReplicas::~StandbyReplicas() = default;
+void StandbyReplicas::Activate(uint32_t partition) { impl_->Activate(partition); }
+void StandbyReplicas::Deactivate(uint32_t partition) { impl_->Deactivate(partition); }
+
+}  // namespace rapport::connectors

@@ -1,0 +1,224 @@
+// StateStore replication: the listener sees a partition's changes before
+// they land, per-partition symbols, restore (ApplyChanges) and DropPartition,
+// and stores written before symbols were per partition.
+#include <rocksdb/db.h>
+
+#include <catch2/catch.hpp>
+#include <map>
+
+#include "rapport/engine/coding.h"
+#include "rapport/engine/state_store.h"
+#include "temp_dir.h"
+
+using namespace rapport;
+using rapport::testing::TempDir;
+
+namespace {
+
+// Keeps owned copies of everything it is shown, like a changelog topic.
+class RecordingListener : public StateChangeListener {
+ public:
+  struct Record {
+    uint32_t partition;
+    std::string position;
+    StateFamily family;
+    std::string key, value;
+    bool deleted;
+  };
+  Result<int64_t> OnChanges(uint32_t partition, std::string_view position, const std::vector<StateChange>& changes,
+                            bool wait) override {
+    if (refuse) return Status::Unavailable("replica down");
+    for (const StateChange& c : changes) {
+      records.push_back(Record{partition, std::string(position), c.family, std::string(c.key), std::string(c.value),
+                               c.deleted});
+    }
+    if (!wait) return int64_t{-1};
+    return static_cast<int64_t>(records.size());
+  }
+  std::vector<Record> records;
+  bool refuse = false;
+};
+
+std::map<std::string, std::string> Profiles(StateStore& store, uint32_t partition) {
+  std::map<std::string, std::string> out;
+  REQUIRE(store.ForEachProfile(partition, [&](std::string_view c, std::string_view v) {
+                 out[std::string(c)] = std::string(v);
+               }).ok());
+  return out;
+}
+
+std::vector<std::string> Timers(StateStore& store, uint32_t partition) {
+  std::vector<std::string> out;
+  REQUIRE(store.ForEachTimer(partition, [&](std::string_view k) { out.emplace_back(k); }).ok());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a commit reaches the listener before it lands, with its position and checkpoint") {
+  TempDir tmp;
+  auto store = StateStore::Open(tmp.File("s"), StateStoreOptions{});
+  REQUIRE(store.ok());
+  RecordingListener listener;
+  (*store)->SetChangeListener(&listener);
+
+  CommitBatch batch(**store);
+  batch.PutProfile(3, "amy", "profile-bytes");
+  std::string timer;
+  AppendTimerKey(&timer, 3, EventTime{1000}, "amy", "lapsed-visitor");
+  batch.PutTimer(timer);
+  batch.SetPosition(3, "42");
+  REQUIRE((*store)->Commit(batch).ok());
+
+  REQUIRE(listener.records.size() == 3);
+  for (const auto& r : listener.records) {
+    CHECK(r.partition == 3);
+    CHECK(r.position == "42");
+  }
+  CHECK(listener.records[0].family == StateFamily::kProfiles);
+  CHECK(listener.records[1].family == StateFamily::kTimers);
+  CHECK(listener.records[1].key == timer);
+  CHECK(listener.records[2].family == StateFamily::kMeta);
+  auto checkpoint = (*store)->GetChangelogOffset(3);
+  REQUIRE(checkpoint.ok());
+  REQUIRE(checkpoint->has_value());
+  CHECK(**checkpoint == 3);
+
+  SECTION("a commit the replica refuses writes nothing locally") {
+    listener.refuse = true;
+    batch.PutProfile(3, "bob", "other");
+    batch.SetPosition(3, "43");
+    CHECK_FALSE((*store)->Commit(batch).ok());
+    CHECK(Profiles(**store, 3).count("bob") == 0);
+    CHECK(*(*store)->GetPosition(3) == "42");
+  }
+}
+
+TEST_CASE("symbols belong to their partition and are replicated as they are made") {
+  TempDir tmp;
+  auto store = StateStore::Open(tmp.File("s"), StateStoreOptions{});
+  REQUIRE(store.ok());
+  RecordingListener listener;
+  (*store)->SetChangeListener(&listener);
+  auto visit0 = (*store)->Symbol(0, SymbolKind::kEventType, "visit");
+  auto purchase1 = (*store)->Symbol(1, SymbolKind::kEventType, "purchase");
+  auto visit1 = (*store)->Symbol(1, SymbolKind::kEventType, "visit");
+  REQUIRE(visit0.ok());
+  REQUIRE(purchase1.ok());
+  REQUIRE(visit1.ok());
+  CHECK(*visit0 == 0);
+  CHECK(*purchase1 == 0);  // ids are dense per partition
+  CHECK(*visit1 == 1);
+  CHECK((*store)->SymbolName(0, SymbolKind::kEventType, 0) == "visit");
+  CHECK((*store)->SymbolName(1, SymbolKind::kEventType, 0) == "purchase");
+  CHECK((*store)->SymbolName(0, SymbolKind::kEventType, 1).empty());
+  REQUIRE(listener.records.size() == 3);
+  CHECK(listener.records[1].partition == 1);
+  CHECK(listener.records[1].position.empty());  // outside a commit: always applied on restore
+}
+
+TEST_CASE("a partition restored from another store's changes is the same; dropping it empties it") {
+  TempDir tmp;
+  RecordingListener listener;
+  {
+    auto source = StateStore::Open(tmp.File("source"), StateStoreOptions{});
+    REQUIRE(source.ok());
+    (*source)->SetChangeListener(&listener);
+    REQUIRE((*source)->Symbol(5, SymbolKind::kCampaign, "thank-you").ok());
+    CommitBatch batch(**source);
+    std::string t1, t2;
+    AppendTimerKey(&t1, 5, EventTime{10}, "amy", "thank-you");
+    AppendTimerKey(&t2, 5, EventTime{20}, "amy", "thank-you");
+    batch.PutProfile(5, "amy", "v1");
+    batch.PutTimer(t1);
+    batch.PutOutbox(5, 0, "amy", false, "{\"action_id\":\"a\"}");
+    batch.SetPosition(5, "7");
+    REQUIRE((*source)->Commit(batch).ok());
+    batch.PutProfile(5, "amy", "v2");
+    batch.DeleteTimer(t1);
+    batch.PutTimer(t2);
+    batch.PutProfile(5, "bob", "b1");
+    batch.SetPosition(5, "9");
+    REQUIRE((*source)->Commit(batch).ok());
+    REQUIRE((*source)->DeleteOutbox({{5, 0}}).ok());
+  }
+  auto target = StateStore::Open(tmp.File("target"), StateStoreOptions{});
+  REQUIRE(target.ok());
+  // Something stale of the same partition is already there.
+  {
+    CommitBatch stale(**target);
+    stale.PutProfile(5, "zed", "stale");
+    stale.SetPosition(5, "1");
+    REQUIRE((*target)->Commit(stale).ok());
+  }
+  REQUIRE((*target)->DropPartition(5).ok());
+  CHECK(Profiles(**target, 5).empty());
+  CHECK((*target)->GetPosition(5)->empty());
+
+  std::vector<StateChange> changes;
+  for (const auto& r : listener.records) changes.push_back(StateChange{r.family, r.key, r.value, r.deleted});
+  REQUIRE((*target)->ApplyChanges(5, changes, static_cast<int64_t>(listener.records.size())).ok());
+
+  CHECK(Profiles(**target, 5) == std::map<std::string, std::string>{{"amy", "v2"}, {"bob", "b1"}});
+  REQUIRE(Timers(**target, 5).size() == 1);
+  uint32_t partition;
+  EventTime due;
+  std::string_view customer, campaign;
+  REQUIRE(ParseTimerKey(Timers(**target, 5)[0], &partition, &due, &customer, &campaign));
+  CHECK(due.ms == 20);
+  CHECK(*(*target)->NextOutboxSequence(5) == 0);  // delivered and deleted at the source
+  CHECK(*(*target)->GetPosition(5) == "9");
+  CHECK((*target)->SymbolName(5, SymbolKind::kCampaign, 0) == "thank-you");
+  CHECK(**(*target)->GetChangelogOffset(5) == static_cast<int64_t>(listener.records.size()));
+
+  REQUIRE((*target)->DropPartition(5).ok());
+  CHECK(Profiles(**target, 5).empty());
+  CHECK(Timers(**target, 5).empty());
+  CHECK((*target)->SymbolName(5, SymbolKind::kCampaign, 0).empty());
+  CHECK_FALSE((*target)->GetChangelogOffset(5)->has_value());
+}
+
+TEST_CASE("a store from before per-partition symbols keeps its names in every partition") {
+  TempDir tmp;
+  const std::string dir = tmp.File("old");
+  {
+    // The previous layout: one table, "sym/" + kind + name.
+    auto store = StateStore::Open(dir, StateStoreOptions{});
+    REQUIRE(store.ok());
+    CommitBatch batch(**store);
+    batch.PutProfile(0, "amy", "p0");
+    batch.PutProfile(2, "bob", "p2");
+    REQUIRE((*store)->Commit(batch).ok());
+  }
+  {
+    rocksdb::DB* raw = nullptr;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {{rocksdb::kDefaultColumnFamilyName, {}},
+                                                             {"profiles", {}},
+                                                             {"timers", {}},
+                                                             {"outbox", {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(), dir, families, &handles, &raw).ok());
+    std::string id0, id1;
+    coding::PutVarint(&id0, 0);
+    coding::PutVarint(&id1, 1);
+    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[0], "sym/tvisit", id0).ok());
+    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[0], "sym/tpurchase", id1).ok());
+    for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+    delete raw;
+  }
+  {
+    StateStoreOptions read_only;
+    read_only.read_only = true;
+    auto store = StateStore::Open(dir, read_only);
+    REQUIRE(store.ok());
+    CHECK((*store)->SymbolName(2, SymbolKind::kEventType, 1) == "purchase");
+  }
+  auto store = StateStore::Open(dir, StateStoreOptions{});
+  REQUIRE(store.ok());
+  for (uint32_t p : {0u, 2u}) {
+    CHECK((*store)->SymbolName(p, SymbolKind::kEventType, 0) == "visit");
+    CHECK((*store)->SymbolName(p, SymbolKind::kEventType, 1) == "purchase");
+  }
+  // New symbols continue after the copied ones.
+  CHECK(*(*store)->Symbol(0, SymbolKind::kEventType, "referral") == 2);
+}
