@@ -301,8 +301,10 @@ Result<KafkaThroughput> MeasureKafkaThroughput(const KafkaThroughputOptions& o) 
     auto ceiling = CountingConsumer(bootstrap, "bench-ceiling-" + std::to_string(run), result.events);
     if (!ceiling.ok()) return ceiling.status();
     result.ceiling_events_per_s = std::max(result.ceiling_events_per_s, *ceiling);
+    const std::string group = "rapport-bench-" + std::to_string(run);
+    if (Status s = (*broker)->CreateTopic(group + "-changelog", o.partitions); !s.ok()) return s;
     auto daemon = RunDaemonOverTopic(bootstrap, o.rules_dir, o.scratch_dir + "/kafka-state-" + std::to_string(run),
-                                     "rapport-bench-" + std::to_string(run), ends, result.events);
+                                     group, ends, result.events);
     if (!daemon.ok()) return daemon.status();
     result.daemon_events_per_s = std::max(result.daemon_events_per_s, daemon->events_per_s);
     result.actions = daemon->delivered;
@@ -322,6 +324,7 @@ Result<LatencyResult> MeasureLatency(const LatencyOptions& o) {
   if (!broker.ok()) return broker.status();
   if (Status s = (*broker)->CreateTopic(kEvents, o.partitions); !s.ok()) return s;
   if (Status s = (*broker)->CreateTopic(kActions, o.partitions); !s.ok()) return s;
+  if (Status s = (*broker)->CreateTopic("rapport-bench-latency-changelog", o.partitions); !s.ok()) return s;
   const std::string bootstrap = (*broker)->bootstrap_servers();
 
   connectors::RunConfig config =

@@ -128,6 +128,7 @@ int RunDemo(const DemoArgs& args) {
     std::cerr << "rapport demo: cannot load " << args.rules << " (run it from the repository root, or pass --rules)\n";
     return 1;
   }
+  constexpr const char* kApplicationId = "rapport-demo";
   auto dir = connectors::ScratchDirectory::Create("rapport-demo");
   if (!dir.ok()) {
     std::cerr << "rapport demo: " << dir.status().message() << '\n';
@@ -137,6 +138,9 @@ int RunDemo(const DemoArgs& args) {
   Status topics = broker.ok() ? (*broker)->CreateTopic(kEventsTopic, args.partitions) : broker.status();
   if (topics.ok()) topics = (*broker)->CreateTopic(kActionsTopic, args.partitions);
   if (topics.ok()) topics = (*broker)->CreateTopic(kDeadTopic, 1);
+  // A real cluster gets the changelog topic from the daemon; the mock cluster
+  // has no CreateTopics.
+  if (topics.ok()) topics = (*broker)->CreateTopic(std::string(kApplicationId) + "-changelog", args.partitions);
   if (!topics.ok()) {
     std::cerr << "rapport demo: " << topics.ToString() << '\n';
     return 2;
@@ -157,7 +161,7 @@ int RunDemo(const DemoArgs& args) {
   connectors::RunConfig config;
   config.rules = args.rules;
   config.state_dir = (*dir)->path() + "/state";
-  config.application_id = "rapport-demo";
+  config.application_id = kApplicationId;
   config.clock = connectors::ClockMode::kEvent;
   config.commit_interval = std::chrono::milliseconds(200);
   config.coupon_secret = "rapport-demo-secret";
