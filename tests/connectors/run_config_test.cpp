@@ -1,6 +1,7 @@
 #include "rapport/connectors/run_config.h"
 
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -498,4 +499,48 @@ TEST_CASE("run config: the deploy examples parse cleanly", "[run_config]") {
   REQUIRE(compose->kafka_source.has_value());
   CHECK(compose->kafka_source->properties.at("bootstrap.servers") == "kafka:9092");
   CHECK(compose->dead_letter.topic_or_path == "events-dead");
+}
+
+TEST_CASE("run config: the Kubernetes StatefulSet's config parses, with a standby", "[run_config]") {
+  // The ConfigMap's `rapport.yaml: |` block, without its indentation.
+  std::ifstream in(SourcePath("deploy/kubernetes/rapport.yaml"));
+  REQUIRE(in.good());
+  std::string line, config;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    if (line.find("rapport.yaml: |") != std::string::npos) {
+      inside = true;
+      continue;
+    }
+    if (!inside) continue;
+    if (line.rfind("    ", 0) != 0) break;
+    config += line.substr(4) + "\n";
+  }
+  REQUIRE_FALSE(config.empty());
+  auto parsed = ParseRunConfig(
+      config, "deploy/kubernetes/rapport.yaml", "/",
+      MapEnvironment({{"RAPPORT_COUPON_SECRET", "s"}, {"KAFKA_BOOTSTRAP_SERVERS", "k:9092"}, {"POD_NAME", "rapport-0"}}));
+  INFO(parsed.status().message());
+  REQUIRE(parsed.ok());
+  CHECK(parsed->standby_replicas == 1);
+  CHECK(parsed->kafka_source->properties.at("session.timeout.ms") == "15000");
+}
+
+TEST_CASE("run config: standby_replicas is a whole number and needs a Kafka source", "[run_config]") {
+  const std::string kafka = "rules: r\nstate_dir: s\nkafka: {bootstrap.servers: k:9092}\n"
+                            "source: {kafka: {topic: events}}\nsinks: [{file: {path: '-'}}]\n";
+  auto none = ParseRunConfig(kafka, "c.yaml", "/", MapEnvironment({}));
+  REQUIRE(none.ok());
+  CHECK(none->standby_replicas == 0);
+  auto two = ParseRunConfig(kafka + "standby_replicas: 2\n", "c.yaml", "/", MapEnvironment({}));
+  REQUIRE(two.ok());
+  CHECK(two->standby_replicas == 2);
+  auto bad = ParseRunConfig(kafka + "standby_replicas: two\n", "c.yaml", "/", MapEnvironment({}));
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.status().message(), Catch::Contains("c.yaml:6:19: `standby_replicas` must be a whole number"));
+  auto file = ParseRunConfig("rules: r\nstate_dir: s\nsource: {file: {path: '-'}}\nsinks: [{file: {path: '-'}}]\n"
+                             "standby_replicas: 1\n",
+                             "c.yaml", "/", MapEnvironment({}));
+  REQUIRE_FALSE(file.ok());
+  CHECK_THAT(file.status().message(), Catch::Contains("c.yaml:5:19: `standby_replicas` needs a Kafka source"));
 }
