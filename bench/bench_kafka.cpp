@@ -331,6 +331,10 @@ Result<LatencyResult> MeasureLatency(const LatencyOptions& o) {
       DaemonConfig(bootstrap, o.rules_dir, o.scratch_dir + "/latency-state", "rapport-bench-latency");
   config.clock = connectors::ClockMode::kWall;
   config.commit_interval = o.commit_interval;
+  // The mock cluster answers a fetch that finds no data only after the whole
+  // fetch.wait.max.ms (500 ms by default), even if data arrives meanwhile; a
+  // real broker answers as soon as it has data. 5 ms stands in for that.
+  config.kafka_source->properties["fetch.wait.max.ms"] = "5";
   DaemonLog log;
   connectors::DaemonOptions options;
   options.log = log.Function();
@@ -359,7 +363,8 @@ Result<LatencyResult> MeasureLatency(const LatencyOptions& o) {
   std::string reader_error;
   std::thread reader([&] {
     std::string err;
-    auto conf = MakeConf({{"bootstrap.servers", bootstrap}, {"group.id", "bench-latency-reader"}}, &err);
+    auto conf = MakeConf(
+        {{"bootstrap.servers", bootstrap}, {"group.id", "bench-latency-reader"}, {"fetch.wait.max.ms", "5"}}, &err);
     std::unique_ptr<RdKafka::KafkaConsumer> consumer(conf ? RdKafka::KafkaConsumer::create(conf.get(), err) : nullptr);
     if (!consumer) {
       reader_error = "action reader: " + err;
