@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 #include <thread>
@@ -207,7 +208,11 @@ std::vector<int64_t> StatePositions(const std::string& state_dir, int partitions
   if (!store.ok()) return positions;  // caught mid-creation; the next look sees it
   for (int p = 0; p < partitions; ++p) {
     auto position = (*store)->GetPosition(static_cast<uint32_t>(p));
-    if (position.ok() && !position->empty()) positions[p] = std::stoll(*position);
+    // A Kafka position is the next offset in decimal; anything else counts as none.
+    if (!position.ok() || position->empty()) continue;
+    char* end = nullptr;
+    const long long offset = std::strtoll(position->c_str(), &end, 10);
+    if (end == position->c_str() + position->size()) positions[p] = offset;
   }
   return positions;
 }
