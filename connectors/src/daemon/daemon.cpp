@@ -55,7 +55,7 @@ void AddCounters(CampaignCounters& into, const CampaignCounters& from) {
 
 }  // namespace
 
-class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
+class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb, public RdKafka::OffsetCommitCb {
  public:
   Impl(const RunConfig& config, std::shared_ptr<const rules::RuleSet> rules, DaemonOptions options)
       : config_(config), rules_(std::move(rules)), options_(std::move(options)), sink_(options_.observer) {
@@ -86,6 +86,9 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override;
   void event_cb(RdKafka::Event& event) override;
+  void offset_commit_cb(RdKafka::ErrorCode err, std::vector<RdKafka::TopicPartition*>& /*offsets*/) override {
+    if (err != RdKafka::ERR_NO_ERROR && err != RdKafka::ERR__NO_OFFSET) mirror_again_ = true;
+  }
 
  private:
   struct Partition {
@@ -142,6 +145,7 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   Clock::time_point last_commit_ = Clock::now();
 
   std::atomic<bool> stop_{false}, reload_{false};
+  bool mirror_again_ = false;  // a group commit failed: commit every partition's position next time
   mutable std::mutex stats_mu_;
   DaemonStats stats_;
   std::map<std::string, CampaignCounters> closed_counters_;  // of processors already closed
@@ -202,7 +206,8 @@ Status Daemon::Impl::Open() {
       }
     }
     if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) != RdKafka::Conf::CONF_OK ||
-        conf->set("event_cb", static_cast<RdKafka::EventCb*>(this), err) != RdKafka::Conf::CONF_OK) {
+        conf->set("event_cb", static_cast<RdKafka::EventCb*>(this), err) != RdKafka::Conf::CONF_OK ||
+        conf->set("offset_commit_cb", static_cast<RdKafka::OffsetCommitCb*>(this), err) != RdKafka::Conf::CONF_OK) {
       return Status::InvalidArgument("kafka consumer: " + err);
     }
     consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
@@ -378,10 +383,14 @@ Status Daemon::Impl::CommitAll() {
       return s;
     }
     committed |= was_dirty;
-    if (was_dirty && consumer_ && p.next_offset >= 0) {
+    // The ones that moved, and all of them again after the group refused a
+    // commit (during a rebalance: "generation id is not valid"), so that
+    // lag tools and the next owner's restore see the stored position.
+    if (consumer_ && p.next_offset >= 0 && (was_dirty || mirror_again_)) {
       mirror.push_back(RdKafka::TopicPartition::create(config_.kafka_source->topic, id, p.next_offset));
     }
   }
+  mirror_again_ = false;
   if (!mirror.empty()) {
     consumer_->commitAsync(mirror);
     for (auto* tp : mirror) delete tp;
@@ -485,6 +494,7 @@ void Daemon::Impl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::Error
       owned_.insert(static_cast<uint32_t>(tp->partition()));
     }
     dispatcher_->SetPartitions(owned_);
+    mirror_again_ = true;
     if (!partitions.empty()) Log("assigned " + config_.kafka_source->topic + "[" + names + "]");
     if (cooperative) {
       RdKafka::Error* e = consumer->incremental_assign(partitions);
