@@ -306,27 +306,83 @@ TEST_CASE("a restarted instance whose state is current does not restore", "[scal
   CHECK(Count(log, "stopped: 0 events") == 1);
 }
 
-TEST_CASE("standby_replicas is accepted in the run config", "[scale][kafka]") {
+TEST_CASE("with standby_replicas a failover after SIGKILL restores only the tail of the changelog",
+          "[scale][kafka][standby]") {
   TempDir dir;
-  ScaleCluster cluster(1, kPartitions);
+  ScaleCluster cluster(3, kPartitions);
   const std::string app = "rapport-standby";
   cluster.AddApplication(app);
-
-  const auto loaded = connectors::LoadRunConfig(
-      ScaleConfig(dir, "standby", cluster.bootstrap, app, "standby_replicas: 1\n"), connectors::ProcessEnvironment);
-  INFO((loaded.ok() ? std::string() : loaded.status().message()));
-  REQUIRE(loaded.ok());
   const auto refused = connectors::LoadRunConfig(
       ScaleConfig(dir, "refused", cluster.bootstrap, app, "standby_replicas: many\n"), connectors::ProcessEnvironment);
   REQUIRE(!refused.ok());
   CHECK(refused.status().message().find("standby_replicas") != std::string::npos);
 
-  // The daemon runs with it (alone in its group, there is no one to stand by).
-  Instance standby(dir, "standby", cluster.bootstrap, app, "standby_replicas: 1\n");
-  const bool assigned = AwaitLog(standby.log, "assigned events[");
-  CHECK(standby.Stop() == 0);
-  INFO(Quiet(standby.Log()));
-  CHECK(assigned);
+  const std::vector<std::string> lines = StoreLines(300, 60, 63);
+  const Reference reference = ReferenceRun(lines, kPartitions, dir);
+  const size_t half = lines.size() / 2;
+  Instance a(dir, "a", cluster.bootstrap, app, "standby_replicas: 1\n");
+  Instance b(dir, "b", cluster.bootstrap, app, "standby_replicas: 1\n");
+  REQUIRE(AwaitLog(a.log, "assigned events["));
+  REQUIRE(AwaitLog(b.log, "assigned events["));
+  REQUIRE(AwaitLog(a.log, "standby: following"));
+  ProduceLines(cluster.bootstrap, "events", Slice(lines, 0, half), kPartitions);
+  const std::vector<int64_t> half_ends = EndOffsets(Slice(lines, 0, half), kPartitions);
+  REQUIRE(AwaitProcessedEnds(cluster.bootstrap, app, {a.state_dir, b.state_dir}, half_ends));
+
+  // a follows b's partitions: once its copy has b's positions, kill b.
+  const std::set<int32_t> b_partitions = OwnedPartitions(b.Log());
+  REQUIRE_FALSE(b_partitions.empty());
+  const bool warm = AwaitProcessed(cluster.bootstrap, "", {a.state_dir}, kPartitions, [&](const std::vector<int64_t>& at) {
+    for (int32_t p : b_partitions) {
+      if (at[p] < half_ends[p]) return false;
+    }
+    return true;
+  });
+  INFO(Quiet(a.Log()));
+  REQUIRE(warm);
+  const size_t a_log_at_kill = a.Log().size();
+  b.child->Kill(SIGKILL);
+  REQUIRE(b.child->Wait() == 128 + SIGKILL);
+
+  // a takes b's partitions over: its copy is current, or a restore reads
+  // only what it had not applied yet, never the log from its start.
+  const auto current_line = [](int32_t p) { return "state of events[" + std::to_string(p) + "] is current"; };
+  const bool taken_over = AwaitLog(a.log, [&](const std::string& text) {
+    const std::string after = text.substr(std::min(a_log_at_kill, text.size()));
+    for (int32_t p : b_partitions) {
+      if (after.find(RestoredLine(p)) == std::string::npos && after.find(current_line(p)) == std::string::npos) {
+        return false;
+      }
+    }
+    return true;
+  });
+  const std::string after_kill = a.Log().substr(a_log_at_kill);
+  INFO(Quiet(after_kill));
+  REQUIRE(taken_over);
+  size_t current = 0;
+  for (int32_t p : b_partitions) {
+    current += after_kill.find(current_line(p)) != std::string::npos;
+    for (const std::string& line : LinesWith(after_kill, RestoredLine(p))) {
+      INFO(line);
+      const size_t at = line.find("changelog offsets ");
+      REQUIRE(at != std::string::npos);
+      CHECK(std::stoll(line.substr(at + 18)) > 0);  // incremental: the standby copy was there
+    }
+  }
+
+  ProduceLines(cluster.bootstrap, "events", Slice(lines, half, lines.size()), kPartitions);
+  REQUIRE(AwaitProcessedEnds(cluster.bootstrap, app, {a.state_dir}, EndOffsets(lines, kPartitions)));
+  AwaitActions(cluster.bootstrap, kPartitions, reference.action_ids);
+  CHECK(a.Stop() == 0);
+  INFO(Quiet(a.Log()));
+  CHECK(ProfileDifference(reference.profiles, ProfilesOf(a.state_dir, AllPartitions(kPartitions), kPartitions)) ==
+        "");
+  const ActionTally tally =
+      TallyActions(reference.action_ids, ReadWholeTopic(cluster.bootstrap, "actions", kPartitions));
+  WARN("standby failover: b owned " << b_partitions.size() << " partitions, " << current
+                                     << " of them current on a without any restore; actions: " << tally.Summary());
+  CHECK(tally.lost.empty());
+  CHECK(tally.extra.empty());
 }
 
 }  // namespace rapport::testing

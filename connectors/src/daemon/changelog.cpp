@@ -367,37 +367,38 @@ Result<RestoreResult> Changelog::Restore(StateStore& store, uint32_t partition, 
 
 namespace rapport::connectors {
 
-class StandbyReplicas::Impl : public RdKafka::RebalanceCb {
+class StandbyReplicas::Impl {
  public:
   Impl(StateStore& store, ChangelogOptions options, std::function<int64_t(int32_t)> committed_input)
       : store_(store), options_(std::move(options)), committed_input_(std::move(committed_input)) {}
 
-  ~Impl() override {
+  ~Impl() {
     stopping_ = true;
     if (thread_.joinable()) thread_.join();
-    for (auto& c : consumers_) c->close();
+    if (consumer_) consumer_->close();
   }
 
-  Status Start(const std::string& application_id, uint32_t replicas) {
-    for (uint32_t k = 1; k <= replicas; ++k) {
-      auto conf = MakeConf(options_.properties, kProducerOnly,
-                           {{"group.id", application_id + "-standby-" + std::to_string(k)},
-                            {"enable.auto.commit", "false"},
-                            {"enable.auto.offset.store", "false"},
-                            {"auto.offset.reset", "earliest"},
-                            {"partition.assignment.strategy", "cooperative-sticky"}});
-      if (!conf.ok()) return conf.status();
-      std::string err;
-      if ((*conf)->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) != RdKafka::Conf::CONF_OK) {
-        return Status::InvalidArgument("standby consumer: " + err);
-      }
-      std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), err));
-      if (!consumer) return Status::InvalidArgument("standby consumer: " + err);
-      if (RdKafka::ErrorCode e = consumer->subscribe({options_.topic}); e != RdKafka::ERR_NO_ERROR) {
-        return Status::Unavailable("standby: subscribe to " + options_.topic + ": " + RdKafka::err2str(e));
-      }
-      consumers_.push_back(std::move(consumer));
+  Status Start(const std::string& application_id, int32_t partitions) {
+    auto conf = MakeConf(options_.properties, kProducerOnly,
+                         {{"group.id", application_id + "-standby"},
+                          {"enable.auto.commit", "false"},
+                          {"enable.auto.offset.store", "false"}});
+    if (!conf.ok()) return conf.status();
+    std::string err;
+    consumer_.reset(RdKafka::KafkaConsumer::create(conf->get(), err));
+    if (!consumer_) return Status::InvalidArgument("standby consumer: " + err);
+    // Every partition; the ones this instance comes to own are skipped
+    // while it owns them (Activate).
+    std::vector<RdKafka::TopicPartition*> assignment;
+    for (int32_t p = 0; p < partitions; ++p) {
+      Follower& f = followers_[static_cast<uint32_t>(p)];
+      assignment.push_back(RdKafka::TopicPartition::create(options_.topic, p, StartOffset(static_cast<uint32_t>(p), f)));
     }
+    RdKafka::ErrorCode e = consumer_->assign(assignment);
+    for (auto* tp : assignment) delete tp;
+    if (e != RdKafka::ERR_NO_ERROR) return Status::Unavailable("standby: " + RdKafka::err2str(e));
+    options_.log("standby: following " + options_.topic + " (" + std::to_string(partitions) +
+                 " partitions; the ones owned here are skipped while owned)");
     thread_ = std::thread([this] { Loop(); });
     return Status::Ok();
   }
@@ -413,35 +414,7 @@ class StandbyReplicas::Impl : public RdKafka::RebalanceCb {
     std::lock_guard lock(mu_);
     Follower& f = followers_[partition];
     f.active = false;
-    f.needs_seek = f.consumer != nullptr;
-  }
-
-  // Runs inside consume() on the standby thread, with mu_ held by Loop.
-  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
-                    std::vector<RdKafka::TopicPartition*>& partitions) override {
-    std::lock_guard lock(mu_);
-    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
-      std::string names;
-      for (auto* tp : partitions) {
-        Follower& f = followers_[static_cast<uint32_t>(tp->partition())];
-        f.consumer = consumer;
-        f.pending.clear();
-        tp->set_offset(StartOffset(static_cast<uint32_t>(tp->partition()), f));
-        names += (names.empty() ? "" : ",") + std::to_string(tp->partition());
-      }
-      if (!partitions.empty()) options_.log("standby: following " + options_.topic + "[" + names + "]");
-      if (RdKafka::Error* e = consumer->incremental_assign(partitions)) delete e;
-      return;
-    }
-    for (auto* tp : partitions) {
-      Follower& f = followers_[static_cast<uint32_t>(tp->partition())];
-      if (f.consumer == consumer) {
-        f.consumer = nullptr;
-        f.pending.clear();
-        f.needs_seek = false;
-      }
-    }
-    if (RdKafka::Error* e = consumer->incremental_unassign(partitions)) delete e;
+    f.needs_seek = true;
   }
 
  private:
@@ -452,19 +425,18 @@ class StandbyReplicas::Impl : public RdKafka::RebalanceCb {
     bool deleted;
   };
   struct Follower {
-    RdKafka::KafkaConsumer* consumer = nullptr;  // the standby group that gave it, if any
-    bool active = false;                         // owned here: the processor writes it
-    bool needs_seek = false;                     // resume from the local checkpoint
-    std::deque<Record> pending;                  // waiting for the owner's offset commit
+    bool active = false;      // owned here: the processor writes it
+    bool needs_seek = false;  // resume from the local checkpoint
+    std::deque<Record> pending;  // waiting for the owner's offset commit
     int64_t committed = -1;
     std::chrono::steady_clock::time_point committed_at{};
   };
   static constexpr size_t kMaxPending = 200000;
 
   // Where following starts: the local checkpoint, or the start of the log
-  // after dropping what is here (stale or from another life).
+  // after dropping what is here (stale, or from another life).
   int64_t StartOffset(uint32_t partition, Follower& f) {
-    if (f.active) return RdKafka::Topic::OFFSET_END;  // skipped anyway; re-sought on Deactivate
+    if (f.active) return RdKafka::Topic::OFFSET_END;  // skipped anyway; sought again on Deactivate
     auto checkpoint = store_.GetChangelogOffset(partition);
     if (checkpoint.ok() && *checkpoint) return **checkpoint;
     (void)store_.DropPartition(partition);
@@ -473,13 +445,11 @@ class StandbyReplicas::Impl : public RdKafka::RebalanceCb {
 
   void Loop() {
     while (!stopping_) {
-      for (auto& consumer : consumers_) {
-        std::unique_ptr<RdKafka::Message> msg(consumer->consume(consumers_.size() > 1 ? 20 : 100));
-        std::lock_guard lock(mu_);
-        if (msg->err() == RdKafka::ERR_NO_ERROR) Take(*msg);
-        Seek();
-        Apply();
-      }
+      std::unique_ptr<RdKafka::Message> msg(consumer_->consume(100));
+      std::lock_guard lock(mu_);
+      if (msg->err() == RdKafka::ERR_NO_ERROR) Take(*msg);
+      Seek();
+      Apply();
     }
   }
 
@@ -500,10 +470,10 @@ class StandbyReplicas::Impl : public RdKafka::RebalanceCb {
 
   void Seek() {
     for (auto& [partition, f] : followers_) {
-      if (!f.needs_seek || f.active || f.consumer == nullptr) continue;
+      if (!f.needs_seek || f.active) continue;
       std::unique_ptr<RdKafka::TopicPartition> tp(
           RdKafka::TopicPartition::create(options_.topic, static_cast<int32_t>(partition), StartOffset(partition, f)));
-      if (f.consumer->seek(*tp, 1000) == RdKafka::ERR_NO_ERROR) {
+      if (consumer_->seek(*tp, 1000) == RdKafka::ERR_NO_ERROR) {
         f.needs_seek = false;
         f.pending.clear();
       }
@@ -542,7 +512,7 @@ class StandbyReplicas::Impl : public RdKafka::RebalanceCb {
   StateStore& store_;
   ChangelogOptions options_;
   std::function<int64_t(int32_t)> committed_input_;
-  std::vector<std::unique_ptr<RdKafka::KafkaConsumer>> consumers_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
@@ -552,10 +522,10 @@ class StandbyReplicas::Impl : public RdKafka::RebalanceCb {
 
 Result<std::unique_ptr<StandbyReplicas>> StandbyReplicas::Start(StateStore& store, const ChangelogOptions& options,
                                                                 const std::string& application_id,
-                                                                uint32_t replicas,
+                                                                int32_t partitions,
                                                                 std::function<int64_t(int32_t)> committed_input) {
   auto impl = std::make_unique<Impl>(store, options, std::move(committed_input));
-  if (Status s = impl->Start(application_id, replicas); !s.ok()) return s;
+  if (Status s = impl->Start(application_id, partitions); !s.ok()) return s;
   return std::unique_ptr<StandbyReplicas>(new StandbyReplicas(std::move(impl)));
 }
 

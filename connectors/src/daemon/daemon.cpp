@@ -245,12 +245,10 @@ Status Daemon::Impl::OpenChangelog() {
   // Nothing is this instance's until the group assigns it.
   dispatcher_->SetPartitions(std::set<uint32_t>{});
   if (config_.standby_replicas > 0) {
-    auto standby = StandbyReplicas::Start(*store_, options, config_.application_id, config_.standby_replicas,
+    auto standby = StandbyReplicas::Start(*store_, options, config_.application_id, partitions,
                                           [this](int32_t p) { return CommittedOffset(consumer_.get(), p); });
     if (!standby.ok()) return standby.status();
     standby_ = std::move(*standby);
-    Log("standby: keeping " + std::to_string(config_.standby_replicas) + " warm cop" +
-        (config_.standby_replicas == 1 ? "y" : "ies") + " of partitions owned elsewhere");
   }
   return Status::Ok();
 }

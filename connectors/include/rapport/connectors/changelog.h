@@ -83,22 +83,21 @@ class Changelog final : public StateChangeListener {
   std::unique_ptr<Impl> impl_;
 };
 
-// Warm standbys (`standby_replicas: N`): the instance joins N extra consumer
-// groups, `<application_id>-standby-1` .. `-N`, on the changelog topic. Each
-// group spreads the changelog partitions over the instances, so each
-// partition has up to N followers besides its owner; a follower applies the
-// records to its local state as they come (a record only once the owner has
-// committed its input offset, the restore rule), so that when the partition
-// is assigned to it the restore reads only the last few records.
-// librdkafka's assignors cannot see the main group's assignment, so a
-// follower may be the partition's owner itself: it then skips the partition
-// and that partition has one warm copy fewer.
+// Warm standbys (`standby_replicas` > 0): the instance follows the changelog
+// of every partition it does not own and applies the records to its local
+// state as they come (a record only once the owner has committed its input
+// offset, the restore rule), so that when a partition is assigned to it the
+// restore reads only the last few records. So each partition has a warm
+// copy on every other instance: at least N when there are more than N
+// instances. Placing exactly N copies needs the group's membership, which
+// librdkafka's consumer does not expose (Kafka Streams does it in its own
+// assignor); following all is the deterministic choice.
 class StandbyReplicas {
  public:
   // committed_input(p): the main group's committed offset of input
   // partition p (-1: none); called from the standby thread.
   static Result<std::unique_ptr<StandbyReplicas>> Start(StateStore& store, const ChangelogOptions& options,
-                                                        const std::string& application_id, uint32_t replicas,
+                                                        const std::string& application_id, int32_t partitions,
                                                         std::function<int64_t(int32_t)> committed_input);
   ~StandbyReplicas();  // leaves the groups, stops the thread
   StandbyReplicas(const StandbyReplicas&) = delete;
@@ -106,7 +105,7 @@ class StandbyReplicas {
 
   // The partition is now owned here: stop applying it (returns once an
   // apply under way has finished). Deactivate: it is not owned any more;
-  // follow it again from the local checkpoint if a standby group gave it.
+  // follow it again from the local checkpoint.
   void Activate(uint32_t partition);
   void Deactivate(uint32_t partition);
 

@@ -9,7 +9,7 @@
 //   commit_interval: 1s                  # duration; also commit_max_events
 //   commit_max_events: 50000
 //   cache_capacity: 1000000              # profiles kept in memory
-//   standby_replicas: 1                  # Kafka: warm copies of other partitions' state
+//   standby_replicas: 1                  # Kafka: warm copies of partitions owned elsewhere
 //   coupon_secret: ${RAPPORT_COUPON_SECRET}
 //   kafka:                               # librdkafka properties for every client
 //     bootstrap.servers: localhost:9092
@@ -78,8 +78,9 @@ struct RunConfig {
   std::chrono::milliseconds commit_interval{1000};
   uint64_t commit_max_events = 50000;
   size_t cache_capacity = 1000000;
-  // Kafka source only: how many instances keep a warm copy of each
-  // partition's state from its changelog besides its owner (docs/scaling.md).
+  // Kafka source only: above 0, keep a warm copy of every partition owned
+  // elsewhere from its changelog, so each partition has at least N copies
+  // when there are more than N instances (docs/scaling.md).
   uint32_t standby_replicas = 0;
   std::string coupon_secret;  // empty when not set
   // Never holds group.id, enable.auto.commit or enable.auto.offset.store:
