@@ -43,6 +43,10 @@ struct KafkaThroughput {
   uint64_t actions = 0;  // delivered by the daemon (last run)
   double daemon_events_per_s = 0;
   double ceiling_events_per_s = 0;
+  // A fresh instance taking the first run's partitions over from its
+  // changelog: records read, and the seconds the restores took in all.
+  uint64_t restore_records = 0;
+  double restore_seconds = 0;
 };
 
 Result<KafkaThroughput> MeasureKafkaThroughput(const KafkaThroughputOptions& options);

@@ -619,6 +619,11 @@ int Main(int argc, char** argv) {
       rows.push_back({"b. bare librdkafka consumer (ceiling)", data, Rate(r->ceiling_events_per_s),
                       "counts messages only; rapport run reaches " +
                           Fixed(100.0 * r->daemon_events_per_s / r->ceiling_events_per_s, 0) + "% of it"});
+      rows.push_back({"b. restore from the changelog", data,
+                      Grouped(static_cast<double>(r->restore_records) / r->restore_seconds) + " records/s",
+                      "a fresh instance takes all " + std::to_string(o.partitions) + " partitions over: " +
+                          Grouped(static_cast<double>(r->restore_records)) + " records in " +
+                          Fixed(r->restore_seconds, 2) + " s of restores"});
     }
   }
   if (args.parts.count("c") && base) {

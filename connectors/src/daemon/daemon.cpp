@@ -306,6 +306,8 @@ Result<Daemon::Impl::Partition*> Daemon::Impl::OpenPartition(int32_t id) {
     auto offset = ParseOffset(*position);
     if (!offset) return Status::Corruption("stored position of partition " + std::to_string(id) + " is not an offset");
     p.next_offset = *offset;
+    std::lock_guard lock(stats_mu_);
+    stats_.positions[id] = p.next_offset;
   }
   return &p;
 }
