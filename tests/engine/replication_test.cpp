@@ -35,6 +35,8 @@ class RecordingListener : public StateChangeListener {
     if (!wait) return int64_t{-1};
     return static_cast<int64_t>(records.size());
   }
+  Status Sync() override { return refuse ? Status::Unavailable("replica down") : Status::Ok(); }
+  int64_t EndOffset(uint32_t /*partition*/) override { return static_cast<int64_t>(records.size()); }
   std::vector<Record> records;
   bool refuse = false;
 };
@@ -221,4 +223,37 @@ TEST_CASE("a store from before per-partition symbols keeps its names in every pa
   }
   // New symbols continue after the copied ones.
   CHECK(*(*store)->Symbol(0, SymbolKind::kEventType, "referral") == 2);
+}
+
+TEST_CASE("a commit group waits for the replica once and then writes every partition's batch") {
+  TempDir tmp;
+  auto store = StateStore::Open(tmp.File("s"), StateStoreOptions{});
+  REQUIRE(store.ok());
+  RecordingListener listener;
+  (*store)->SetChangeListener(&listener);
+  CommitBatch first(**store), second(**store);
+  (*store)->BeginCommitGroup();
+  first.PutProfile(1, "amy", "a");
+  first.SetPosition(1, "10");
+  second.PutProfile(2, "bob", "b");
+  second.SetPosition(2, "20");
+  REQUIRE((*store)->Commit(first).ok());
+  REQUIRE((*store)->Commit(second).ok());
+  CHECK(listener.records.size() == 4);  // handed over ...
+  CHECK(Profiles(**store, 1).empty());  // ... but not written before the replica has them
+  CHECK(first.Count() == 0);
+  REQUIRE((*store)->EndCommitGroup().ok());
+  CHECK(Profiles(**store, 1).count("amy") == 1);
+  CHECK(Profiles(**store, 2).count("bob") == 1);
+  CHECK(**(*store)->GetChangelogOffset(2) == 4);
+
+  SECTION("a replica that fails the group writes nothing") {
+    (*store)->BeginCommitGroup();
+    first.PutProfile(1, "cid", "c");
+    first.SetPosition(1, "11");
+    REQUIRE((*store)->Commit(first).ok());
+    listener.refuse = true;
+    CHECK_FALSE((*store)->EndCommitGroup().ok());
+    CHECK(Profiles(**store, 1).count("cid") == 0);
+  }
 }

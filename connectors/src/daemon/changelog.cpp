@@ -212,7 +212,7 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
     return Flush(partition);
   }
 
-  Result<int64_t> Flush(uint32_t partition) {
+  Status Sync() {
     // librdkafka retries until message.timeout.ms; a broker outage shorter
     // than that only delays the commit.
     while (producer_->outq_len() > 0) producer_->flush(100);
@@ -222,8 +222,18 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
       first_error_.clear();
       return Status::Unavailable("changelog " + options_.topic + ": a record was not delivered: " + error);
     }
+    return Status::Ok();
+  }
+
+  int64_t EndOffset(uint32_t partition) {
+    std::lock_guard lock(mu_);
     auto it = ends_.find(static_cast<int32_t>(partition));
     return it == ends_.end() ? int64_t{-1} : it->second;
+  }
+
+  Result<int64_t> Flush(uint32_t partition) {
+    if (Status s = Sync(); !s.ok()) return s;
+    return EndOffset(partition);
   }
 
   Result<RestoreResult> Restore(StateStore& store, uint32_t partition, int64_t committed_input,
@@ -358,6 +368,8 @@ Result<int64_t> Changelog::OnChanges(uint32_t partition, std::string_view positi
   return impl_->OnChanges(partition, position, changes, wait);
 }
 Result<int64_t> Changelog::Flush(uint32_t partition) { return impl_->Flush(partition); }
+Status Changelog::Sync() { return impl_->Sync(); }
+int64_t Changelog::EndOffset(uint32_t partition) { return impl_->EndOffset(partition); }
 Result<RestoreResult> Changelog::Restore(StateStore& store, uint32_t partition, int64_t committed_input,
                                          const std::string& name) {
   return impl_->Restore(store, partition, committed_input, name);

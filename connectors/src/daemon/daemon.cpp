@@ -154,7 +154,12 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb, publi
 
 Status Daemon::Impl::Open() {
   StateStoreOptions store_options;
-  store_options.sync = true;  // a commit is what the outbox and the offsets rely on
+  // A commit is what the outbox and the offsets rely on. With a Kafka
+  // source the changelog, written first with acks=all, is the durable copy:
+  // a local write lost to a power cut leaves the local checkpoint behind it,
+  // and the next assignment restores the difference, so there is no fsync
+  // on the commit path. A file source has no changelog: its commits fsync.
+  store_options.sync = !config_.kafka_source.has_value();
   auto store = StateStore::Open(config_.state_dir, store_options);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
@@ -376,10 +381,13 @@ Status Daemon::Impl::CommitAll() {
   }
   std::vector<RdKafka::TopicPartition*> mirror;
   bool committed = false;
+  // One changelog round trip for all partitions.
+  store_->BeginCommitGroup();
   for (auto& [id, p] : partitions_) {
     bool was_dirty = p.dirty;
     if (Status s = CommitPartition(id, p); !s.ok()) {
       for (auto* tp : mirror) delete tp;
+      (void)store_->EndCommitGroup();
       return s;
     }
     committed |= was_dirty;
@@ -389,6 +397,10 @@ Status Daemon::Impl::CommitAll() {
     if (consumer_ && p.next_offset >= 0 && (was_dirty || mirror_again_)) {
       mirror.push_back(RdKafka::TopicPartition::create(config_.kafka_source->topic, id, p.next_offset));
     }
+  }
+  if (Status s = store_->EndCommitGroup(); !s.ok()) {
+    for (auto* tp : mirror) delete tp;
+    return s;
   }
   mirror_again_ = false;
   if (!mirror.empty()) {
@@ -468,7 +480,10 @@ void Daemon::Impl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::Error
                                 std::vector<RdKafka::TopicPartition*>& partitions) {
   const bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
   std::string names;
-  for (auto* tp : partitions) names += (names.empty() ? "" : ",") + std::to_string(tp->partition());
+  for (auto* tp : partitions) {
+    if (!names.empty()) names += ",";
+    names += std::to_string(tp->partition());
+  }
   {
     std::lock_guard lock(stats_mu_);
     ++stats_.rebalances;

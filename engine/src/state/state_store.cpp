@@ -498,6 +498,14 @@ Status StateStore::Commit(CommitBatch& batch) {
     ChangeCollector collector(&changes, profiles_->GetID(), timers_->GetID(), outbox_->GetID());
     if (Status s = FromRocks(batch.batch_->Iterate(&collector), "reading a commit batch"); !s.ok()) return s;
     const auto partition = static_cast<uint32_t>(batch.partition_);
+    if (grouping_) {
+      auto handed = listener_->OnChanges(partition, batch.position_, changes, false);
+      if (!handed.ok()) return handed.status();
+      held_.push_back(HeldBatch{partition, std::move(batch.batch_)});
+      batch.batch_ = std::make_unique<rocksdb::WriteBatch>();
+      batch.Clear();
+      return Status::Ok();
+    }
     if (Status s = Replicate(partition, batch.position_, changes, true, batch.batch_.get()); !s.ok()) return s;
   }
   rocksdb::WriteOptions wo;
@@ -505,6 +513,28 @@ Status StateStore::Commit(CommitBatch& batch) {
   Status s = FromRocks(db_->Write(wo, batch.batch_.get()), "committing state");
   batch.Clear();
   return s;
+}
+
+void StateStore::BeginCommitGroup() { grouping_ = listener_ != nullptr; }
+
+Status StateStore::EndCommitGroup() {
+  grouping_ = false;
+  std::vector<HeldBatch> held = std::move(held_);
+  held_.clear();
+  if (held.empty()) return Status::Ok();
+  if (Status s = listener_->Sync(); !s.ok()) return s;
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  // One write per partition: each is atomic on its own, as without a group.
+  for (HeldBatch& h : held) {
+    if (int64_t end = listener_->EndOffset(h.partition); end >= 0) {
+      std::string value;
+      coding::PutBigEndian64(&value, static_cast<uint64_t>(end));
+      h.batch->Put(meta_, MetaKey(kChangelogPrefix, h.partition), value);
+    }
+    if (Status s = FromRocks(db_->Write(wo, h.batch.get()), "committing state"); !s.ok()) return s;
+  }
+  return Status::Ok();
 }
 
 Result<uint64_t> StateStore::NextOutboxSequence(uint32_t partition) {

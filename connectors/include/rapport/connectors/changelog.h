@@ -64,8 +64,9 @@ class Changelog final : public StateChangeListener {
 
   Result<int64_t> OnChanges(uint32_t partition, std::string_view position, const std::vector<StateChange>& changes,
                             bool wait) override;
-  // Waits for every record sent so far; then the partition's end offset
-  // (-1 when nothing was written to it by this instance).
+  Status Sync() override;
+  int64_t EndOffset(uint32_t partition) override;
+  // Sync, then EndOffset.
   Result<int64_t> Flush(uint32_t partition);
 
   // Brings the partition's local state to the changelog's end: nothing when

@@ -102,6 +102,10 @@ class StateChangeListener {
   // stored with the write as its checkpoint (GetChangelogOffset).
   virtual Result<int64_t> OnChanges(uint32_t partition, std::string_view position,
                                     const std::vector<StateChange>& changes, bool wait) = 0;
+  // Waits until every change handed over so far is durable in the replica.
+  virtual Status Sync() = 0;
+  // The replica's end for the partition after Sync (-1: none written).
+  virtual int64_t EndOffset(uint32_t partition) = 0;
 };
 
 // The writes of one commit group. Not thread-safe; one per processor.
@@ -178,6 +182,13 @@ class StateStore {
 
   // Writes the batch atomically and clears it; the listener sees it first.
   Status Commit(CommitBatch& batch);
+  // A commit group: between the two, Commit() hands each batch to the
+  // listener without waiting and holds it; EndCommitGroup() waits for the
+  // listener once, then writes every held batch with its checkpoint. So a
+  // daemon with many partitions pays one replica round trip per commit
+  // cycle, not one per partition. Without a listener Commit() writes at once.
+  void BeginCommitGroup();
+  Status EndCommitGroup();
 
   // Replication. The listener is set once, before any write; may be null.
   void SetChangeListener(StateChangeListener* listener) { listener_ = listener; }
@@ -229,6 +240,12 @@ class StateStore {
   void RememberSymbol(std::string_view key_after_prefix, uint32_t id);
 
   StateChangeListener* listener_ = nullptr;
+  bool grouping_ = false;
+  struct HeldBatch {
+    uint32_t partition;
+    std::unique_ptr<rocksdb::WriteBatch> batch;
+  };
+  std::vector<HeldBatch> held_;
   mutable std::mutex symbols_mu_;
   // [partition BE32][kind][name] -> id
   std::unordered_map<std::string, uint32_t> symbols_;
