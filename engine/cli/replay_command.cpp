@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "commands.h"
 #include "rapport/connectors/replay.h"
@@ -24,6 +25,7 @@ struct ReplayArgs {
   std::string report;
   uint64_t commit_every = 1000000;
   size_t cache_capacity = 1 << 20;
+  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
   bool quiet = false;
 };
 
@@ -40,6 +42,7 @@ int RunReplayCommand(const ReplayArgs& args) {
   options.dead_letter_path = args.dead_letter;
   options.commit_every = std::max<uint64_t>(1, args.commit_every);
   options.cache_capacity = std::max<size_t>(1, args.cache_capacity);
+  options.threads = std::max(1u, args.threads);
   if (!args.until.empty()) {
     auto t = ParseRfc3339(args.until);
     if (!t) {
@@ -114,7 +117,10 @@ void AddReplayCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand("replay", "Run events from a file through campaigns and print the actions");
   cmd->footer(
       "Actions are written as JSON lines to stdout (or --out); a summary goes to stderr.\n"
-      "Replays are deterministic: the same rules and events give the same bytes.\n"
+      "Replays are deterministic: the same rules and events give the same bytes, whatever --threads.\n"
+      "A replay into a new or empty --state directory (or the temporary one) is a bulk load: it writes\n"
+      "without RocksDB's write-ahead log and flushes and compacts the state at the end, so the state is\n"
+      "durable only once the replay has finished; after a crash, delete the directory and replay again.\n"
       "Example: rapport replay --rules rules/packs/relationship --events events.jsonl --out actions.jsonl");
   cmd->add_option("--rules", args->rules, "Rule files or directories (repeatable)")->required();
   cmd->add_option("--events", args->events, "Events as JSON lines; - reads stdin")->required();
@@ -128,6 +134,11 @@ void AddReplayCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--commit-every", args->commit_every, "Events per state commit group (default 1000000)");
   cmd->add_option("--cache-capacity", args->cache_capacity,
                   "Customer profiles kept in memory between commits (default 1048576)");
+  cmd->add_option("--threads", args->threads,
+                  "Processors running in parallel, customers split between them (default: the number of cores, " +
+                      std::to_string(args->threads) +
+                      " here); the output is the same bytes. A --state directory that already holds state, "
+                      "or --report, runs one");
   cmd->add_option("--report", args->report,
                   "Also write an HTML report (actions per day, conversion lift, ladder, suppressions) to this file");
   cmd->add_flag("--quiet", args->quiet, "Do not print the summary");
