@@ -1,4 +1,7 @@
 // rapport replay: run past events through campaigns, deterministically.
+#include <sched.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +17,14 @@
 namespace rapport::cli {
 namespace {
 
+// The cores this process may run on: `taskset -c 0 rapport replay` runs one
+// processor, not one per core of the machine fighting over that one.
+unsigned UsableCores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return static_cast<unsigned>(CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
 struct ReplayArgs {
   std::vector<std::string> rules;
   std::string events;
@@ -25,7 +36,7 @@ struct ReplayArgs {
   std::string report;
   uint64_t commit_every = 1000000;
   size_t cache_capacity = 1 << 20;
-  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  unsigned threads = UsableCores();
   bool quiet = false;
 };
 
@@ -135,10 +146,10 @@ void AddReplayCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--cache-capacity", args->cache_capacity,
                   "Customer profiles kept in memory between commits (default 1048576)");
   cmd->add_option("--threads", args->threads,
-                  "Processors running in parallel, customers split between them (default: the number of cores, " +
+                  "Processors running in parallel, customers split between them (default: the cores this process may use, " +
                       std::to_string(args->threads) +
                       " here); the output is the same bytes. A --state directory that already holds state, "
-                      "or --report, runs one");
+                      "or --report, runs on one thread");
   cmd->add_option("--report", args->report,
                   "Also write an HTML report (actions per day, conversion lift, ladder, suppressions) to this file");
   cmd->add_flag("--quiet", args->quiet, "Do not print the summary");
