@@ -477,10 +477,9 @@ Status StateStore::Flush() {
 }
 
 Status StateStore::Compact() {
+  // What is already in the last level stays as it is; the rest is merged
+  // into it, with the bottommost compression.
   rocksdb::CompactRangeOptions co;
-  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  co.change_level = true;
-  co.target_level = -1;
   for (rocksdb::ColumnFamilyHandle* family : handles_) {
     if (Status s = FromRocks(db_->CompactRange(co, family, nullptr, nullptr), "compacting"); !s.ok()) return s;
   }
