@@ -1,9 +1,15 @@
 #include "rapport/connectors/replay.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+#include <vector>
 
 #include "rapport/connectors/dead_letter.h"
 #include "rapport/connectors/jsonl_reader.h"
@@ -54,6 +60,425 @@ Status JsonlActionSink::Flush() {
   return Status::Ok();
 }
 
+namespace {
+
+// True when the directory is absent or empty: nothing in it can be lost, so
+// it may be filled as a bulk load and split between processors.
+bool IsFreshDirectory(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return !ec;
+  return std::filesystem::is_directory(dir, ec) && std::filesystem::is_empty(dir, ec) && !ec;
+}
+
+// The shared parts of a replay: the input, its rejections and the summary.
+struct ReplayInput {
+  std::unique_ptr<JsonlReader> reader;
+  std::unique_ptr<DeadLetterFile> dead_letters;
+  EventDecoder decoder;
+  Rejection rejection;
+  Line line;
+
+  std::string Position() const { return reader->path() + ":" + std::to_string(reader->position()); }
+
+  // Reads the next line that decodes into *event, counting and dead-lettering
+  // the others. False at the end (or on an error: *status says which).
+  bool NextEvent(Event* event, ReplaySummary* summary, Status* status) {
+    while (reader->Next(&line)) {
+      ++summary->lines;
+      bool ok;
+      if (line.too_long) {
+        ok = false;
+        rejection.reason = RejectReason::kTooLarge;
+        rejection.message = "event is larger than " + std::to_string(kMaxEventBytes) + " bytes";
+      } else {
+        ok = decoder.Decode(line.text, event, &rejection);
+      }
+      if (ok) {
+        ++summary->accepted;
+        return true;
+      }
+      ++summary->rejected;
+      ++summary->rejected_by_reason[static_cast<size_t>(rejection.reason)];
+      if (dead_letters) {
+        DeadLetter letter{reader->path(), line.number, -1, line.offset, rejection.reason, rejection.message,
+                          line.text};
+        if (Status s = dead_letters->Write(letter); !s.ok()) {
+          *status = s;
+          return false;
+        }
+      }
+    }
+    *status = reader->status();
+    return false;
+  }
+};
+
+Status ReplayOneThread(const ReplayOptions& options, ReplayInput& in, Processor& p, ReplaySummary* summary) {
+  Event event;
+  Status status;
+  uint64_t since_commit = 0;
+  while (in.NextEvent(&event, summary, &status)) {
+    if (Status s = p.Apply(event); !s.ok()) return s;
+    if (++since_commit >= options.commit_every) {
+      if (Status s = p.Commit(in.Position()); !s.ok()) return s;
+      since_commit = 0;
+    }
+  }
+  if (!status.ok()) return status;
+  std::optional<EventTime> end = p.clock();
+  if (options.until && (!end || *options.until > *end)) end = options.until;
+  if (end) {
+    if (Status s = p.AdvanceTo(*end); !s.ok()) return s;
+  }
+  if (Status s = p.Commit(in.Position()); !s.ok()) return s;
+  summary->processor = p.stats();
+  summary->final_clock = p.clock();
+  summary->pending_timers = p.pending_timers();
+  return Status::Ok();
+}
+
+// --- Several processors -----------------------------------------------------
+//
+// The reader numbers the accepted events (steps) and gives each processor,
+// per batch, a list of work items: every step at which the stream clock
+// moves (each processor must fire its timers then, as one processor would
+// for all customers), its own customers' events, and the commits. Each
+// processor's actions are tagged with their step and phase (timers fired as
+// the clock moved, or the event itself); merging the tagged lists by (step,
+// phase, due, customer, campaign) gives back the one-processor order, since a
+// single processor fires the timers of a step by taking the smallest
+// (due, customer, campaign) of all of them, one at a time.
+
+struct WorkItem {
+  enum : uint8_t { kAdvance = 1, kApply = 2, kCommit = 4, kEnd = 8 };
+  uint64_t step;
+  int64_t clock;        // the stream clock after this step
+  uint32_t text_begin;  // the event's line in Batch::text (kApply)
+  uint32_t text_size;
+  uint32_t position;    // index into Batch::positions (kCommit)
+  uint8_t kinds;
+};
+
+struct TaggedAction {
+  uint64_t step;
+  bool from_event;  // false: fired by a timer as the clock moved
+  bool held_out;
+  int64_t ts;
+  const rules::Campaign* campaign;
+  uint32_t json_begin, json_size, id_begin, id_size, customer_begin, customer_size;  // into ShardSink::text
+};
+
+// Collects a processor's actions with their place in the stream.
+class ShardSink final : public ActionSink {
+ public:
+  void Deliver(const FiredAction& a) override {
+    const auto put = [this](std::string_view part, uint32_t* begin, uint32_t* size) {
+      *begin = static_cast<uint32_t>(text.size());
+      *size = static_cast<uint32_t>(part.size());
+      text.append(part);
+    };
+    TaggedAction& t = actions.emplace_back();
+    t.step = step;
+    t.from_event = from_event;
+    t.held_out = a.held_out;
+    t.ts = a.ts.ms;
+    t.campaign = a.campaign;
+    put(a.json, &t.json_begin, &t.json_size);
+    put(a.action_id, &t.id_begin, &t.id_size);
+    put(a.customer_id, &t.customer_begin, &t.customer_size);
+  }
+  std::string_view View(uint32_t begin, uint32_t size) const { return std::string_view(text).substr(begin, size); }
+  void Clear() {
+    actions.clear();
+    text.clear();
+  }
+
+  uint64_t step = 0;
+  bool from_event = false;
+  std::vector<TaggedAction> actions;
+  std::string text;
+};
+
+struct Batch {
+  uint64_t sequence = 0;
+  std::string text;  // the accepted lines of the batch, back to back, then padding
+  std::vector<std::vector<WorkItem>> items;  // per processor
+  std::vector<std::string> positions;
+  std::vector<ShardSink> sinks;  // per processor
+  size_t events = 0;
+  unsigned pending = 0;  // processors still working on it
+  bool published = false;
+};
+
+class ShardedReplay {
+ public:
+  static constexpr size_t kBatches = 3;
+  static constexpr size_t kBatchEvents = 16384;
+
+  ShardedReplay(const ReplayOptions& options, ReplayInput& in, StateStore& store, ActionSink& sink, unsigned threads)
+      : options_(options), in_(in), store_(store), sink_(sink), threads_(threads), batches_(kBatches) {
+    for (Batch& b : batches_) {
+      b.items.resize(threads_);
+      b.sinks.resize(threads_);
+    }
+  }
+
+  ~ShardedReplay() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    work_.notify_all();
+    for (std::thread& t : workers_) t.join();
+  }
+
+  Status Run(std::shared_ptr<const rules::RuleSet> rules, const ProcessorOptions& processor_options,
+             ReplaySummary* summary) {
+    rules_ = rules.get();
+    ProcessorOptions each = processor_options;
+    each.cache_capacity = std::max<size_t>(1, (processor_options.cache_capacity + threads_ - 1) / threads_);
+    // Opened in turn, so the rule set's symbols get the ids one processor
+    // would give them.
+    for (unsigned i = 0; i < threads_; ++i) {
+      shards_.push_back(std::make_unique<Shard>());
+      auto p = Processor::Open(store_, rules, shards_.back()->sink, each);
+      if (!p.ok()) return p.status();
+      shards_.back()->processor = std::move(*p);
+    }
+    for (unsigned i = 0; i < threads_; ++i) workers_.emplace_back([this, i] { Work(i); });
+
+    Event event;
+    Status status;
+    uint64_t step = 0, since_commit = 0;
+    int64_t clock = kNoTime;
+    std::unordered_set<std::string> unknown_types;
+    Batch* batch = nullptr;
+    while (in_.NextEvent(&event, summary, &status)) {
+      if (batch == nullptr) {
+        auto b = Acquire();
+        if (!b.ok()) return b.status();
+        batch = *b;
+      }
+      // A type the rules do not know gets its symbol from the first event of
+      // that type, as one processor would create it: the processors then find it.
+      if (!rules_->FindEventType(event.type) && unknown_types.size() < kMaxUnknownTypes &&
+          unknown_types.emplace(event.type).second) {
+        // A replay is partition 0.
+        if (auto s = store_.Symbol(0, SymbolKind::kEventType, event.type); !s.ok()) return s.status();
+      }
+      const bool advances = event.ts.ms > clock;
+      if (advances) clock = event.ts.ms;
+      const bool commit = ++since_commit >= options_.commit_every;
+      if (commit) {
+        since_commit = 0;
+        batch->positions.push_back(in_.Position());
+      }
+      const unsigned owner = static_cast<unsigned>(std::hash<std::string_view>()(event.customer_id) % threads_);
+      const uint32_t text_begin = static_cast<uint32_t>(batch->text.size());
+      batch->text.append(in_.line.text);
+      for (unsigned i = 0; i < threads_; ++i) {
+        uint8_t kinds = (advances ? WorkItem::kAdvance : 0) | (i == owner ? WorkItem::kApply : 0) |
+                        (commit ? WorkItem::kCommit : 0);
+        if (kinds == 0) continue;
+        batch->items[i].push_back(WorkItem{step, clock, text_begin, static_cast<uint32_t>(in_.line.text.size()),
+                                           static_cast<uint32_t>(batch->positions.size() - (commit ? 1 : 0)), kinds});
+      }
+      ++step;
+      if (++batch->events >= kBatchEvents || batch->text.size() >= (8u << 20)) {
+        if (Status s = Publish(batch); !s.ok()) return s;
+        batch = nullptr;
+      }
+    }
+    if (!status.ok()) return status;
+    if (batch == nullptr) {
+      auto b = Acquire();
+      if (!b.ok()) return b.status();
+      batch = *b;
+    }
+    // The end: fire what is due at the final clock (or --until), commit.
+    std::optional<EventTime> end;
+    if (clock != kNoTime) end = EventTime{clock};
+    if (options_.until && (!end || *options_.until > *end)) end = options_.until;
+    batch->positions.push_back(in_.Position());
+    for (unsigned i = 0; i < threads_; ++i) {
+      batch->items[i].push_back(WorkItem{step, end ? end->ms : kNoTime, 0, 0,
+                                         static_cast<uint32_t>(batch->positions.size() - 1),
+                                         static_cast<uint8_t>((end ? WorkItem::kEnd : 0) | WorkItem::kCommit)});
+    }
+    if (Status s = Publish(batch); !s.ok()) return s;
+    while (merged_ < published_) {
+      if (Status s = MergeOldest(); !s.ok()) return s;
+    }
+
+    summary->processor = ProcessorStats();
+    for (auto& shard : shards_) {
+      const ProcessorStats& st = shard->processor->stats();
+      ProcessorStats& sum = summary->processor;
+      sum.events += st.events;
+      sum.timers_fired += st.timers_fired;
+      sum.stale_timers += st.stale_timers;
+      sum.profiles_loaded += st.profiles_loaded;
+      sum.profiles_created += st.profiles_created;
+      sum.commits = std::max(sum.commits, st.commits);  // every processor commits at the same steps
+      for (const auto& [id, c] : st.campaigns) {
+        CampaignCounters& into = sum.campaigns[id];
+        into.fired += c.fired;
+        into.held_out += c.held_out;
+        into.conversions += c.conversions;
+        into.conversions_held_out += c.conversions_held_out;
+        for (size_t k = 0; k < kSuppressionCount; ++k) into.suppressed[k] += c.suppressed[k];
+      }
+      summary->pending_timers += shard->processor->pending_timers();
+    }
+    summary->final_clock = shards_.front()->processor->clock();
+    return Status::Ok();
+  }
+
+ private:
+  // As many as one processor creates symbols for (processor.cpp).
+  static constexpr size_t kMaxUnknownTypes = 1024;
+
+  struct Shard {
+    ShardSink sink;
+    std::unique_ptr<Processor> processor;
+    EventDecoder decoder;
+    Status status;
+  };
+
+  // The next batch to fill; merges the oldest first when all are in use.
+  Result<Batch*> Acquire() {
+    while (published_ - merged_ >= kBatches) {
+      if (Status s = MergeOldest(); !s.ok()) return s;
+    }
+    Batch& b = batches_[published_ % kBatches];
+    b.sequence = published_;
+    b.text.clear();
+    for (auto& items : b.items) items.clear();
+    b.positions.clear();
+    b.events = 0;
+    return &b;
+  }
+
+  Status Publish(Batch* b) {
+    // The decoder reads a little past each line.
+    b->text.append(kEventPadding, ' ');
+    {
+      std::lock_guard lock(mu_);
+      b->pending = threads_;
+      b->published = true;
+      ++published_;
+    }
+    work_.notify_all();
+    return Status::Ok();
+  }
+
+  // Waits for the oldest published batch and writes its actions in order.
+  Status MergeOldest() {
+    Batch& b = batches_[merged_ % kBatches];
+    {
+      std::unique_lock lock(mu_);
+      done_.wait(lock, [&b] { return b.pending == 0; });
+      b.published = false;
+    }
+    for (auto& shard : shards_) {
+      if (!shard->status.ok()) return shard->status;
+    }
+    std::vector<size_t> next(threads_, 0);
+    for (;;) {
+      int best = -1;
+      for (unsigned i = 0; i < threads_; ++i) {
+        if (next[i] == b.sinks[i].actions.size()) continue;
+        if (best < 0 || Before(b.sinks[i], b.sinks[i].actions[next[i]], b.sinks[best], b.sinks[best].actions[next[best]])) {
+          best = static_cast<int>(i);
+        }
+      }
+      if (best < 0) break;
+      const ShardSink& from = b.sinks[best];
+      const TaggedAction& a = from.actions[next[best]++];
+      sink_.Deliver(FiredAction{from.View(a.json_begin, a.json_size), from.View(a.id_begin, a.id_size), a.campaign,
+                                from.View(a.customer_begin, a.customer_size), EventTime{a.ts}, a.held_out});
+    }
+    for (ShardSink& s : b.sinks) s.Clear();
+    ++merged_;
+    return Status::Ok();
+  }
+
+  static bool Before(const ShardSink& sa, const TaggedAction& a, const ShardSink& sb, const TaggedAction& b) {
+    if (a.step != b.step) return a.step < b.step;
+    if (a.from_event != b.from_event) return !a.from_event;
+    if (a.ts != b.ts) return a.ts < b.ts;
+    if (int c = sa.View(a.customer_begin, a.customer_size).compare(sb.View(b.customer_begin, b.customer_size)); c != 0) {
+      return c < 0;
+    }
+    return a.campaign->id < b.campaign->id;
+  }
+
+  void Work(unsigned index) {
+    Shard& shard = *shards_[index];
+    for (uint64_t sequence = 0;; ++sequence) {
+      Batch& b = batches_[sequence % kBatches];
+      {
+        std::unique_lock lock(mu_);
+        work_.wait(lock, [&] { return stopping_ || (b.published && b.sequence == sequence && b.pending > 0); });
+        if (!(b.published && b.sequence == sequence && b.pending > 0)) return;
+      }
+      if (shard.status.ok()) shard.status = RunItems(shard, b, b.items[index]);
+      // The batch takes the actions; the sink keeps the batch's old buffers.
+      std::swap(shard.sink.actions, b.sinks[index].actions);
+      std::swap(shard.sink.text, b.sinks[index].text);
+      shard.sink.Clear();
+      {
+        std::lock_guard lock(mu_);
+        --b.pending;
+      }
+      done_.notify_all();
+    }
+  }
+
+  Status RunItems(Shard& shard, const Batch& b, const std::vector<WorkItem>& items) {
+    Processor& p = *shard.processor;
+    ShardSink& sink = shard.sink;
+    Event event;
+    Rejection rejection;
+    for (const WorkItem& item : items) {
+      sink.step = item.step;
+      if (item.kinds & (WorkItem::kAdvance | WorkItem::kEnd)) {
+        sink.from_event = false;
+        if (Status s = p.AdvanceTo(EventTime{item.clock}); !s.ok()) return s;
+      }
+      if (item.kinds & WorkItem::kApply) {
+        sink.from_event = true;
+        if (!shard.decoder.Decode(std::string_view(b.text).substr(item.text_begin, item.text_size), &event,
+                                  &rejection)) {
+          return Status::Corruption("an event decoded differently the second time: " + rejection.message);
+        }
+        if (Status s = p.Apply(event); !s.ok()) return s;
+      }
+      if (item.kinds & WorkItem::kCommit) {
+        if (Status s = p.Commit(b.positions[item.position]); !s.ok()) return s;
+      }
+    }
+    return Status::Ok();
+  }
+
+  const ReplayOptions& options_;
+  ReplayInput& in_;
+  StateStore& store_;
+  ActionSink& sink_;
+  const unsigned threads_;
+  const rules::RuleSet* rules_ = nullptr;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<std::thread> workers_;
+  std::vector<Batch> batches_;
+  uint64_t published_ = 0, merged_ = 0;  // batches; only the reading thread touches these
+
+  std::mutex mu_;
+  std::condition_variable work_, done_;
+  bool stopping_ = false;
+};
+
+}  // namespace
+
 Result<ReplaySummary> RunReplay(const ReplayOptions& options, std::shared_ptr<const rules::RuleSet> rules,
                                 ActionSink& sink) {
   const auto start = std::chrono::steady_clock::now();
@@ -67,73 +492,47 @@ Result<ReplaySummary> RunReplay(const ReplayOptions& options, std::shared_ptr<co
     scratch = std::move(*dir);
     state_dir = scratch->path();
   }
+  const bool fresh = IsFreshDirectory(state_dir);
   StateStoreOptions store_options;
+  store_options.bulk_load = fresh;
   auto store = StateStore::Open(state_dir, store_options);
   if (!store.ok()) return store.status();
 
+  ReplayInput in;
   auto reader = JsonlReader::Open(options.events_path);
   if (!reader.ok()) return reader.status();
-  std::unique_ptr<DeadLetterFile> dead_letters;
+  in.reader = std::move(*reader);
   if (!options.dead_letter_path.empty()) {
     auto dl = DeadLetterFile::Open(options.dead_letter_path);
     if (!dl.ok()) return dl.status();
-    dead_letters = std::move(*dl);
+    in.dead_letters = std::move(*dl);
   }
 
   ProcessorOptions processor_options;
   processor_options.coupon_secret = options.coupon_secret;
   processor_options.cache_capacity = options.cache_capacity;
   processor_options.tracer = options.tracer;
-  auto processor = Processor::Open(**store, std::move(rules), sink, processor_options);
-  if (!processor.ok()) return processor.status();
-  Processor& p = **processor;
-
-  EventDecoder decoder;
-  Event event;
-  Rejection rejection;
-  Line line;
-  uint64_t since_commit = 0;
-  auto position = [&reader]() { return (*reader)->path() + ":" + std::to_string((*reader)->position()); };
-  while ((*reader)->Next(&line)) {
-    ++summary.lines;
-    bool ok;
-    if (line.too_long) {
-      ok = false;
-      rejection.reason = RejectReason::kTooLarge;
-      rejection.message = "event is larger than " + std::to_string(kMaxEventBytes) + " bytes";
-    } else {
-      ok = decoder.Decode(line.text, &event, &rejection);
-    }
-    if (!ok) {
-      ++summary.rejected;
-      ++summary.rejected_by_reason[static_cast<size_t>(rejection.reason)];
-      if (dead_letters) {
-        DeadLetter letter{(*reader)->path(), line.number, -1, line.offset, rejection.reason, rejection.message,
-                          line.text};
-        if (Status s = dead_letters->Write(letter); !s.ok()) return s;
-      }
-      continue;
-    }
-    ++summary.accepted;
-    if (Status s = p.Apply(event); !s.ok()) return s;
-    if (++since_commit >= options.commit_every) {
-      if (Status s = p.Commit(position()); !s.ok()) return s;
-      since_commit = 0;
-    }
+  // A store with state in it has timers that a split would have to sort out
+  // by customer; a tracer expects one processor's calls.
+  const unsigned threads = fresh && options.tracer == nullptr ? std::max(1u, options.threads) : 1u;
+  summary.threads = threads;
+  summary.bulk_load = fresh;
+  if (threads == 1) {
+    auto processor = Processor::Open(**store, std::move(rules), sink, processor_options);
+    if (!processor.ok()) return processor.status();
+    if (Status s = ReplayOneThread(options, in, **processor, &summary); !s.ok()) return s;
+  } else {
+    ShardedReplay sharded(options, in, **store, sink, threads);
+    if (Status s = sharded.Run(std::move(rules), processor_options, &summary); !s.ok()) return s;
   }
-  if (!(*reader)->status().ok()) return (*reader)->status();
-  std::optional<EventTime> end = p.clock();
-  if (options.until && (!end || *options.until > *end)) end = options.until;
-  if (end) {
-    if (Status s = p.AdvanceTo(*end); !s.ok()) return s;
+  if (in.dead_letters) {
+    if (Status s = in.dead_letters->Flush(); !s.ok()) return s;
   }
-  if (Status s = p.Commit(position()); !s.ok()) return s;
-  if (dead_letters) {
-    if (Status s = dead_letters->Flush(); !s.ok()) return s;
+  if (fresh) {
+    // Without a write-ahead log, nothing is durable before this.
+    if (Status s = (*store)->Flush(); !s.ok()) return s;
+    if (Status s = (*store)->Compact(); !s.ok()) return s;
   }
-  summary.processor = p.stats();
-  summary.final_clock = p.clock();
-  summary.pending_timers = p.pending_timers();
   summary.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }

@@ -1,9 +1,13 @@
 // rapport replay: run past events through campaigns, deterministically.
+#include <sched.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "commands.h"
 #include "rapport/connectors/replay.h"
@@ -12,6 +16,14 @@
 
 namespace rapport::cli {
 namespace {
+
+// The cores this process may run on: `taskset -c 0 rapport replay` runs one
+// processor, not one per core of the machine fighting over that one.
+unsigned UsableCores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return static_cast<unsigned>(CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
 struct ReplayArgs {
   std::vector<std::string> rules;
@@ -24,6 +36,7 @@ struct ReplayArgs {
   std::string report;
   uint64_t commit_every = 1000000;
   size_t cache_capacity = 1 << 20;
+  unsigned threads = UsableCores();
   bool quiet = false;
 };
 
@@ -40,6 +53,7 @@ int RunReplayCommand(const ReplayArgs& args) {
   options.dead_letter_path = args.dead_letter;
   options.commit_every = std::max<uint64_t>(1, args.commit_every);
   options.cache_capacity = std::max<size_t>(1, args.cache_capacity);
+  options.threads = std::max(1u, args.threads);
   if (!args.until.empty()) {
     auto t = ParseRfc3339(args.until);
     if (!t) {
@@ -114,7 +128,10 @@ void AddReplayCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand("replay", "Run events from a file through campaigns and print the actions");
   cmd->footer(
       "Actions are written as JSON lines to stdout (or --out); a summary goes to stderr.\n"
-      "Replays are deterministic: the same rules and events give the same bytes.\n"
+      "Replays are deterministic: the same rules and events give the same bytes, whatever --threads.\n"
+      "A replay into a new or empty --state directory (or the temporary one) is a bulk load: it writes\n"
+      "without RocksDB's write-ahead log and flushes and compacts the state at the end, so the state is\n"
+      "durable only once the replay has finished; after a crash, delete the directory and replay again.\n"
       "Example: rapport replay --rules rules/packs/relationship --events events.jsonl --out actions.jsonl");
   cmd->add_option("--rules", args->rules, "Rule files or directories (repeatable)")->required();
   cmd->add_option("--events", args->events, "Events as JSON lines; - reads stdin")->required();
@@ -128,6 +145,11 @@ void AddReplayCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--commit-every", args->commit_every, "Events per state commit group (default 1000000)");
   cmd->add_option("--cache-capacity", args->cache_capacity,
                   "Customer profiles kept in memory between commits (default 1048576)");
+  cmd->add_option("--threads", args->threads,
+                  "Processors running in parallel, customers split between them (default: the cores this process may use, " +
+                      std::to_string(args->threads) +
+                      " here); the output is the same bytes. A --state directory that already holds state, "
+                      "or --report, runs on one thread");
   cmd->add_option("--report", args->report,
                   "Also write an HTML report (actions per day, conversion lift, ladder, suppressions) to this file");
   cmd->add_flag("--quiet", args->quiet, "Do not print the summary");

@@ -5,6 +5,24 @@
 // in order, commits every `commit_every` events and at the end, and finally
 // fires the timers due at or before the final clock (or `until`, if later).
 // Bad input never stops a replay; only I/O and RocksDB failures do.
+//
+// Threads: with `threads` > 1, customers are split between that many
+// processors, each on its own thread, while this thread reads and decodes
+// the lines. Every processor sees every advance of the stream clock, so each
+// fires its customers' timers at the same point of the stream as a single
+// processor would, and the actions of each batch of events are merged back
+// into the single-processor order (the event index, then timers in (due,
+// customer, campaign) order before the event's own actions). The actions file
+// and the committed state are the same bytes as with one thread. A replay
+// uses one thread when the state directory already holds a store (whose
+// timers a split processor could not take apart) or when a tracer is set.
+//
+// Fresh state: a replay into a new or empty directory (or a temporary one)
+// fills it as a bulk load: writes skip RocksDB's write-ahead log, and the
+// memtables are flushed and the store compacted at the end, so the state is
+// durable when RunReplay returns. A replay that crashes before then leaves a
+// directory to discard, not to resume from. A replay into an existing store
+// writes through the log, as before.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +49,8 @@ struct ReplayOptions {
   // Sees every decision (e.g. a ReportCollector for --report); null costs
   // nothing. Must outlive RunReplay.
   ProcessorTracer* tracer = nullptr;
+  // Processors running in parallel (see Threads above); 1 is the plain loop.
+  unsigned threads = 1;
 };
 
 struct ReplaySummary {
@@ -41,6 +61,8 @@ struct ReplaySummary {
   ProcessorStats processor;
   std::optional<EventTime> final_clock;
   size_t pending_timers = 0;  // armed but not yet due at the end
+  unsigned threads = 1;       // processors that ran (1 when the options asked for more but could not)
+  bool bulk_load = false;     // the state was a fresh directory, written without a write-ahead log
   double wall_seconds = 0;
 };
 

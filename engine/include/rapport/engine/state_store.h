@@ -66,6 +66,11 @@ struct StateStoreOptions {
   // so a store a running rapport holds can be inspected. What is read is the
   // state as of Open; writes (Commit, Symbol of a new name) fail.
   bool read_only = false;
+  // For filling a new, empty store in one go (a replay into a fresh
+  // directory): writes skip the write-ahead log and memtables are larger.
+  // Nothing is durable until Flush() (or a clean close); a crash before it
+  // leaves a directory to discard.
+  bool bulk_load = false;
 };
 
 void AppendProfileKey(std::string* key, uint32_t partition, std::string_view customer);
@@ -215,8 +220,12 @@ class StateStore {
   // a clock or a position; ascending. Costs a few seeks per partition, not a
   // scan.
   Result<std::vector<uint32_t>> Partitions();
-  // Flushes memtables to SST files (for size measurements and tests).
+  // Flushes memtables to SST files (for size measurements and tests, and
+  // to make a bulk load durable).
   Status Flush();
+  // Rewrites every column family into its last level, where it is stored
+  // most compactly (the end of a bulk load).
+  Status Compact();
   const std::string& dir() const { return dir_; }
 
  private:
