@@ -204,6 +204,14 @@ Result<std::unique_ptr<Processor>> Processor::Open(StateStore& store, std::share
   auto clock = store.GetClock(options.partition);
   if (!clock.ok()) return clock.status();
   if (*clock) p->clock_ms_ = (*clock)->ms;
+  // Every commit that writes a profile also writes the clock and the
+  // position (a profile changes only on an event or on a timer an event
+  // armed), so without either the partition holds no profile yet.
+  if (!*clock) {
+    auto position = store.GetPosition(options.partition);
+    if (!position.ok()) return position.status();
+    p->fresh_partition_ = position->empty();
+  }
   if (Status s = p->LoadTimers(); !s.ok()) return s;
   if (options.outbox) {
     auto next = store.NextOutboxSequence(options.partition);
@@ -299,7 +307,12 @@ Result<Processor::CachedProfile*> Processor::Load(std::string_view customer) {
   if (it != cache_.end()) return &it->second;
   Profile profile;
   bool found = false;
-  if (Status s = store_.GetProfile(options_.partition, customer, &encoded_, &found); !s.ok()) return s;
+  // In a partition that started empty, only evicted profiles can be in the
+  // store: a customer the filter has never seen is new, without a read.
+  const size_t hash = Hash()(customer);
+  if (!fresh_partition_ || MayHaveBeenEvicted(hash)) {
+    if (Status s = store_.GetProfile(options_.partition, customer, &encoded_, &found); !s.ok()) return s;
+  }
   if (found) {
     if (Status s = DecodeProfile(encoded_, &profile); !s.ok()) {
       return Status::Corruption("profile of customer " + std::string(customer) + ": " + s.message());
@@ -316,6 +329,34 @@ Result<Processor::CachedProfile*> Processor::Load(std::string_view customer) {
     if (c.armed_due_ms != kNoTime) cached.stored_timers.emplace_back(c.campaign, c.armed_due_ms);
   }
   return &cached;
+}
+
+// A Bloom filter with one 64-bit word per key: four bits of the word the
+// hash picks. It is sized once, on the first eviction, for eight times the
+// cache capacity at 16 bits a key (false positives well under 1%); past
+// that it stops answering "certainly not" rather than answer wrongly often.
+namespace {
+uint64_t FilterBits(size_t hash) {
+  const uint64_t h = static_cast<uint64_t>(hash) * 0x9E3779B97F4A7C15ull;
+  return (1ull << (h >> 58)) | (1ull << ((h >> 52) & 63)) | (1ull << ((h >> 46) & 63)) | (1ull << ((h >> 40) & 63));
+}
+}  // namespace
+
+void Processor::NoteEvicted(size_t hash) {
+  if (evicted_filter_.empty()) {
+    size_t words = 1;
+    while (words * 4 < options_.cache_capacity * 8) words *= 2;  // 16 bits a key
+    evicted_filter_.assign(words, 0);
+  }
+  ++evicted_count_;
+  evicted_filter_[hash & (evicted_filter_.size() - 1)] |= FilterBits(hash);
+}
+
+bool Processor::MayHaveBeenEvicted(size_t hash) const {
+  if (evicted_filter_.empty()) return false;
+  if (evicted_count_ > evicted_filter_.size() * 4) return true;
+  const uint64_t bits = FilterBits(hash);
+  return (evicted_filter_[hash & (evicted_filter_.size() - 1)] & bits) == bits;
 }
 
 void Processor::MarkDirty(CachedProfile* p) {
@@ -535,8 +576,13 @@ void Processor::ArmTimer(CachedProfile* p, uint32_t ci, EventTime due) {
     if (state.armed_due_ms != kNoTime) replaced = EventTime{state.armed_due_ms};
     options_.tracer->OnTimerArmed(c, *p->customer, due, replaced);
   }
+  // Lazily (without a tracer, which reports each replaced timer coming due):
+  // a timer moved later keeps its heap entry, which re-queues itself for the
+  // new due when it comes up (FireTimer). So a heap entry at or before the
+  // armed due always exists, and re-arming on every visit pushes nothing.
+  const bool push = options_.tracer != nullptr || state.armed_due_ms == kNoTime || due.ms < state.armed_due_ms;
   if (state.armed_due_ms == kNoTime) ++armed_timers_;
-  PushTimer(due.ms, ci, *p->customer);
+  if (push) PushTimer(due.ms, ci, *p->customer);
   state.armed_due_ms = due.ms;
   MarkDirty(p);
 }
@@ -566,6 +612,11 @@ Status Processor::FireTimer(const TimerEntry& timer) {
   if (!loaded.ok()) return loaded.status();
   CachedProfile* cached = *loaded;
   CampaignState* state = cached->profile.FindCampaign(campaign_symbols_[ci]);
+  if (options_.tracer == nullptr && state != nullptr && state->armed_due_ms != kNoTime &&
+      state->armed_due_ms > due.ms) {
+    PushTimer(state->armed_due_ms, ci, *cached->customer);  // moved later since it was queued (ArmTimer)
+    return Status::Ok();
+  }
   const bool stale = state == nullptr || state->armed_due_ms != due.ms;
   if (options_.tracer != nullptr) options_.tracer->OnTimerFired(c.id, *cached->customer, due, stale);
   if (stale) {
@@ -778,14 +829,20 @@ void Processor::Fire(uint32_t ci, CachedProfile* p, EventTime now, const Event* 
   }
 }
 
-// Puts and deletes the profile's timer keys that changed since the last
-// commit: a timer re-armed many times between two commits costs one write.
-void Processor::WriteTimerChanges(CachedProfile* p) {
-  auto campaign_id = [this](uint32_t symbol) -> std::string {
+// Collects the profile's timer keys that changed since the last commit: a
+// timer re-armed many times between two commits costs one write.
+void Processor::CollectTimerChanges(CachedProfile* p) {
+  auto campaign_id = [this](uint32_t symbol) -> std::string_view {
     if (symbol < campaign_by_symbol_.size() && campaign_by_symbol_[symbol] >= 0) {
       return rules_->campaigns[campaign_by_symbol_[symbol]].id;
     }
-    return store_.SymbolName(SymbolKind::kCampaign, symbol);
+    symbol_name_ = store_.SymbolName(SymbolKind::kCampaign, symbol);
+    return symbol_name_;
+  };
+  auto add = [&](int64_t due, uint32_t symbol, bool put) {
+    const size_t offset = timer_keys_.size();
+    AppendTimerKey(&timer_keys_, options_.partition, EventTime{due}, *p->customer, campaign_id(symbol));
+    timer_writes_.push_back(TimerWrite{offset, timer_keys_.size() - offset, put});
   };
   auto armed = [&](uint32_t symbol) -> int64_t {
     for (const CampaignState& c : p->profile.campaigns) {
@@ -794,10 +851,7 @@ void Processor::WriteTimerChanges(CachedProfile* p) {
     return kNoTime;
   };
   for (const auto& [symbol, due] : p->stored_timers) {
-    if (armed(symbol) == due) continue;
-    key_.clear();
-    AppendTimerKey(&key_, options_.partition, EventTime{due}, *p->customer, campaign_id(symbol));
-    batch_.DeleteTimer(key_);
+    if (armed(symbol) != due) add(due, symbol, false);
   }
   auto stored = [&](uint32_t symbol) -> int64_t {
     for (const auto& [s, due] : p->stored_timers) {
@@ -806,10 +860,7 @@ void Processor::WriteTimerChanges(CachedProfile* p) {
     return kNoTime;
   };
   for (const CampaignState& c : p->profile.campaigns) {
-    if (c.armed_due_ms == kNoTime || stored(c.campaign) == c.armed_due_ms) continue;
-    key_.clear();
-    AppendTimerKey(&key_, options_.partition, EventTime{c.armed_due_ms}, *p->customer, campaign_id(c.campaign));
-    batch_.PutTimer(key_);
+    if (c.armed_due_ms != kNoTime && stored(c.campaign) != c.armed_due_ms) add(c.armed_due_ms, c.campaign, true);
   }
   p->stored_timers.clear();
   for (const CampaignState& c : p->profile.campaigns) {
@@ -818,15 +869,33 @@ void Processor::WriteTimerChanges(CachedProfile* p) {
 }
 
 Status Processor::Commit(std::string_view position) {
+  // RocksDB's memtable inserts a batch's keys fastest in key order (each
+  // insert starts from where the previous one ended), so profiles and timer
+  // keys are written sorted. The keys of one batch are all distinct, so the
+  // order changes nothing else.
+  std::sort(dirty_.begin(), dirty_.end(),
+            [](const CachedProfile* a, const CachedProfile* b) { return *a->customer < *b->customer; });
+  timer_keys_.clear();
+  timer_writes_.clear();
   for (CachedProfile* p : dirty_) {
     p->profile.Compact();
     encoded_.clear();
     EncodeProfile(p->profile, &encoded_);
     batch_.PutProfile(options_.partition, *p->customer, encoded_);
-    WriteTimerChanges(p);
+    CollectTimerChanges(p);
     p->dirty = false;
   }
   dirty_.clear();
+  auto key_of = [this](const TimerWrite& w) { return std::string_view(timer_keys_).substr(w.offset, w.size); };
+  std::sort(timer_writes_.begin(), timer_writes_.end(),
+            [&](const TimerWrite& a, const TimerWrite& b) { return key_of(a) < key_of(b); });
+  for (const TimerWrite& w : timer_writes_) {
+    if (w.put) {
+      batch_.PutTimer(key_of(w));
+    } else {
+      batch_.DeleteTimer(key_of(w));
+    }
+  }
   if (clock_ms_ != kNoTime) batch_.SetClock(options_.partition, EventTime{clock_ms_});
   batch_.SetPosition(options_.partition, position);
   if (Status s = store_.Commit(batch_); !s.ok()) return s;
@@ -834,7 +903,10 @@ Status Processor::Commit(std::string_view position) {
   if (cache_.size() > options_.cache_capacity) {
     // Every entry is clean now; drop down to three quarters of the bound.
     size_t target = options_.cache_capacity / 4 * 3;
-    for (auto it = cache_.begin(); it != cache_.end() && cache_.size() > target;) it = cache_.erase(it);
+    for (auto it = cache_.begin(); it != cache_.end() && cache_.size() > target;) {
+      if (fresh_partition_) NoteEvicted(Hash()(it->first));
+      it = cache_.erase(it);
+    }
   }
   return Status::Ok();
 }

@@ -177,9 +177,12 @@ class Processor {
     // holds them; Commit() writes only the difference.
     std::vector<std::pair<uint32_t, int64_t>> stored_timers;
   };
-  // A timer in memory. Replaced timers are not removed: they stay until they
-  // come due and are then found stale (the profile's armed due differs),
-  // which makes re-arming on every visit a push, not a search.
+  // A timer in memory. A timer moved later keeps its entry, which re-queues
+  // itself for the armed due when it comes up; one moved earlier, cleared or
+  // fired leaves its entry to be found stale when it comes due (the profile's
+  // armed due differs). So re-arming on every visit costs nothing here. With
+  // a tracer every arming pushes an entry, so that each replaced timer is
+  // reported when it comes due, stale.
   struct TimerEntry {
     int64_t due;
     uint32_t campaign;  // index into rules_->campaigns
@@ -194,13 +197,15 @@ class Processor {
   Status LoadTimers();
   Result<CachedProfile*> Load(std::string_view customer);
   void MarkDirty(CachedProfile* p);
+  void NoteEvicted(size_t hash);
+  bool MayHaveBeenEvicted(size_t hash) const;
   Result<uint32_t> EventTypeSymbol(std::string_view type, std::optional<uint32_t> rule_index);
 
   Status FireDue(EventTime t);
   Status FireTimer(const TimerEntry& timer);
   bool TimerAfter(const TimerEntry& a, const TimerEntry& b) const;
   void PushTimer(int64_t due, uint32_t campaign, std::string_view customer);
-  void WriteTimerChanges(CachedProfile* p);
+  void CollectTimerChanges(CachedProfile* p);
   void UpdateAggregates(const Event& event, uint32_t rule_type, Profile& profile);
   uint8_t ComputeStage(const Profile& profile, std::string_view customer);
   std::optional<Suppression> CheckLimits(const rules::Campaign& c, const CampaignState* state, EventTime now) const;
@@ -222,6 +227,12 @@ class Processor {
 
   std::unordered_map<std::string, CachedProfile, Hash, std::equal_to<>> cache_;
   std::vector<CachedProfile*> dirty_;
+  // True when the partition held nothing at Open: then a customer is in the
+  // store only if its profile was committed and evicted from the cache since,
+  // which this filter of evicted customers' hashes remembers.
+  bool fresh_partition_ = false;
+  std::vector<uint64_t> evicted_filter_;
+  size_t evicted_count_ = 0;
   // A min-heap in firing order: (due, customer, campaign id).
   std::vector<TimerEntry> timers_;
   size_t armed_timers_ = 0;  // timers that are armed, stale heap entries not counted
@@ -231,8 +242,16 @@ class Processor {
   uint64_t next_outbox_sequence_ = 0;
   CommitBatch batch_;
 
+  // One commit's timer key writes: the keys end to end in timer_keys_.
+  struct TimerWrite {
+    size_t offset, size;
+    bool put;  // false: delete
+  };
+  std::string timer_keys_;
+  std::vector<TimerWrite> timer_writes_;
+
   rules::Scratch scratch_;
-  std::string action_json_, encoded_, key_;
+  std::string action_json_, encoded_, symbol_name_;
   std::vector<uint32_t> candidates_;
   ProcessorStats stats_;
 };
