@@ -302,14 +302,43 @@ Status Processor::LoadTimers() {
   return Status::Ok();
 }
 
+namespace {
+// A cache table slot: the hash's high 32 bits and the pool index plus one;
+// 0 is an empty slot.
+constexpr uint64_t kEmptySlot = 0;
+uint64_t SlotOf(size_t hash, uint32_t index) { return (static_cast<uint64_t>(hash) & ~0xFFFFFFFFull) | (index + 1); }
+uint32_t SlotIndex(uint64_t slot) { return static_cast<uint32_t>(slot) - 1; }
+}  // namespace
+
+void Processor::InsertSlot(size_t hash, uint32_t index) {
+  const size_t mask = table_.size() - 1;
+  size_t i = hash & mask;
+  while (table_[i] != kEmptySlot) i = (i + 1) & mask;
+  table_[i] = SlotOf(hash, index);
+}
+
+void Processor::RebuildTable(size_t slots) {
+  table_.assign(slots, kEmptySlot);
+  for (size_t i = 0; i < pool_.size(); ++i) {
+    if (pool_[i].live) InsertSlot(Hash()(pool_[i].customer), static_cast<uint32_t>(i));
+  }
+}
+
 Result<Processor::CachedProfile*> Processor::Load(std::string_view customer) {
-  auto it = cache_.find(customer);
-  if (it != cache_.end()) return &it->second;
+  const size_t hash = Hash()(customer);
+  const size_t mask = table_.size() - 1;
+  for (size_t i = hash & mask; table_[i] != kEmptySlot; i = (i + 1) & mask) {
+    if ((table_[i] ^ hash) >> 32 != 0) continue;
+    CachedProfile& cached = pool_[SlotIndex(table_[i])];
+    if (cached.customer == customer) {
+      cached.referenced = true;
+      return &cached;
+    }
+  }
   Profile profile;
   bool found = false;
   // In a partition that started empty, only evicted profiles can be in the
   // store: a customer the filter has never seen is new, without a read.
-  const size_t hash = Hash()(customer);
   if (!fresh_partition_ || MayHaveBeenEvicted(hash)) {
     if (Status s = store_.GetProfile(options_.partition, customer, &encoded_, &found); !s.ok()) return s;
   }
@@ -321,14 +350,56 @@ Result<Processor::CachedProfile*> Processor::Load(std::string_view customer) {
   } else {
     ++stats_.profiles_created;
   }
-  auto [pos, inserted] = cache_.emplace(std::string(customer), CachedProfile{std::move(profile), nullptr, false, {}});
-  CachedProfile& cached = pos->second;
-  cached.customer = &pos->first;
+  uint32_t index;
+  if (free_.empty()) {
+    index = static_cast<uint32_t>(pool_.size());
+    pool_.emplace_back();
+  } else {
+    index = free_.back();
+    free_.pop_back();
+  }
+  CachedProfile& cached = pool_[index];
+  cached.customer.assign(customer);
+  cached.profile = std::move(profile);
+  cached.live = true;
+  cached.referenced = true;
   // The store's timer index matches the profile it was committed with.
+  cached.stored_timers.clear();
   for (const CampaignState& c : cached.profile.campaigns) {
     if (c.armed_due_ms != kNoTime) cached.stored_timers.emplace_back(c.campaign, c.armed_due_ms);
   }
+  ++cached_count_;
+  if (cached_count_ * 2 > table_.size()) {
+    RebuildTable(table_.size() * 2);
+  } else {
+    InsertSlot(hash, index);
+  }
   return &cached;
+}
+
+// Drops clean profiles, down to three quarters of the bound, in the order of
+// a clock sweep: one used since the sweep last passed gets another round.
+void Processor::Evict() {
+  const size_t target = options_.cache_capacity / 4 * 3;
+  for (size_t seen = 0; cached_count_ > target && seen < 2 * pool_.size(); ++seen) {
+    if (sweep_ >= pool_.size()) sweep_ = 0;
+    CachedProfile& cached = pool_[sweep_];
+    if (cached.live) {
+      if (cached.referenced) {
+        cached.referenced = false;
+      } else {
+        if (fresh_partition_) NoteEvicted(Hash()(cached.customer));
+        cached.live = false;
+        cached.profile = Profile();
+        cached.stored_timers = {};
+        cached.customer = std::string();
+        free_.push_back(static_cast<uint32_t>(sweep_));
+        --cached_count_;
+      }
+    }
+    ++sweep_;
+  }
+  RebuildTable(table_.size());
 }
 
 // A Bloom filter with one 64-bit word per key: four bits of the word the
@@ -390,7 +461,7 @@ Status Processor::Apply(const Event& event) {
   if (!loaded.ok()) return loaded.status();
   CachedProfile* cached = *loaded;
   Profile& profile = cached->profile;
-  const std::string_view customer = *cached->customer;
+  const std::string_view customer = cached->customer;
 
   // Built-in aggregates.
   const int64_t ts = event.ts.ms;
@@ -574,7 +645,7 @@ void Processor::ArmTimer(CachedProfile* p, uint32_t ci, EventTime due) {
   if (options_.tracer != nullptr) {
     std::optional<EventTime> replaced;
     if (state.armed_due_ms != kNoTime) replaced = EventTime{state.armed_due_ms};
-    options_.tracer->OnTimerArmed(c, *p->customer, due, replaced);
+    options_.tracer->OnTimerArmed(c, p->customer, due, replaced);
   }
   // Lazily (without a tracer, which reports each replaced timer coming due):
   // a timer moved later keeps its heap entry, which re-queues itself for the
@@ -582,7 +653,7 @@ void Processor::ArmTimer(CachedProfile* p, uint32_t ci, EventTime due) {
   // armed due always exists, and re-arming on every visit pushes nothing.
   const bool push = options_.tracer != nullptr || state.armed_due_ms == kNoTime || due.ms < state.armed_due_ms;
   if (state.armed_due_ms == kNoTime) ++armed_timers_;
-  if (push) PushTimer(due.ms, ci, *p->customer);
+  if (push) PushTimer(due.ms, ci, p->customer);
   state.armed_due_ms = due.ms;
   MarkDirty(p);
 }
@@ -614,11 +685,11 @@ Status Processor::FireTimer(const TimerEntry& timer) {
   CampaignState* state = cached->profile.FindCampaign(campaign_symbols_[ci]);
   if (options_.tracer == nullptr && state != nullptr && state->armed_due_ms != kNoTime &&
       state->armed_due_ms > due.ms) {
-    PushTimer(state->armed_due_ms, ci, *cached->customer);  // moved later since it was queued (ArmTimer)
+    PushTimer(state->armed_due_ms, ci, cached->customer);  // moved later since it was queued (ArmTimer)
     return Status::Ok();
   }
   const bool stale = state == nullptr || state->armed_due_ms != due.ms;
-  if (options_.tracer != nullptr) options_.tracer->OnTimerFired(c.id, *cached->customer, due, stale);
+  if (options_.tracer != nullptr) options_.tracer->OnTimerFired(c.id, cached->customer, due, stale);
   if (stale) {
     ++stats_.stale_timers;  // replaced by a later one
     return Status::Ok();
@@ -629,7 +700,7 @@ Status Processor::FireTimer(const TimerEntry& timer) {
   ++stats_.timers_fired;
   if (!c.enabled) return Status::Ok();
   Profile& profile = cached->profile;
-  const std::string_view who = *cached->customer;
+  const std::string_view who = cached->customer;
   Evaluation eval(*this, profile, who, due, nullptr);
   if (c.trigger.kind == rules::TriggerKind::kInactivity) {
     bool condition_true = true;
@@ -673,7 +744,7 @@ void Processor::Suppress(const Campaign& c, std::string_view customer, EventTime
 }
 
 void Processor::CountConversions(const Event& event, uint32_t rule_type, CachedProfile* p) {
-  const std::string_view customer = *p->customer;
+  const std::string_view customer = p->customer;
   for (uint32_t ci : rules_->GoalsOf(rule_type)) {
     const Campaign& c = rules_->campaigns[ci];
     CampaignState* state = p->profile.FindCampaign(campaign_symbols_[ci]);
@@ -698,7 +769,7 @@ void Processor::CountConversions(const Event& event, uint32_t rule_type, CachedP
 void Processor::Fire(uint32_t ci, CachedProfile* p, EventTime now, const Event* event, std::string_view trigger) {
   const Campaign& c = rules_->campaigns[ci];
   Profile& profile = p->profile;
-  const std::string_view customer = *p->customer;
+  const std::string_view customer = p->customer;
   CampaignState& state = profile.Campaign(campaign_symbols_[ci]);
   ++state.fired;
   state.last_fired_ms = now.ms;
@@ -841,7 +912,7 @@ void Processor::CollectTimerChanges(CachedProfile* p) {
   };
   auto add = [&](int64_t due, uint32_t symbol, bool put) {
     const size_t offset = timer_keys_.size();
-    AppendTimerKey(&timer_keys_, options_.partition, EventTime{due}, *p->customer, campaign_id(symbol));
+    AppendTimerKey(&timer_keys_, options_.partition, EventTime{due}, p->customer, campaign_id(symbol));
     timer_writes_.push_back(TimerWrite{offset, timer_keys_.size() - offset, put});
   };
   auto armed = [&](uint32_t symbol) -> int64_t {
@@ -874,14 +945,14 @@ Status Processor::Commit(std::string_view position) {
   // keys are written sorted. The keys of one batch are all distinct, so the
   // order changes nothing else.
   std::sort(dirty_.begin(), dirty_.end(),
-            [](const CachedProfile* a, const CachedProfile* b) { return *a->customer < *b->customer; });
+            [](const CachedProfile* a, const CachedProfile* b) { return a->customer < b->customer; });
   timer_keys_.clear();
   timer_writes_.clear();
   for (CachedProfile* p : dirty_) {
     p->profile.Compact();
     encoded_.clear();
     EncodeProfile(p->profile, &encoded_);
-    batch_.PutProfile(options_.partition, *p->customer, encoded_);
+    batch_.PutProfile(options_.partition, p->customer, encoded_);
     CollectTimerChanges(p);
     p->dirty = false;
   }
@@ -900,14 +971,8 @@ Status Processor::Commit(std::string_view position) {
   batch_.SetPosition(options_.partition, position);
   if (Status s = store_.Commit(batch_); !s.ok()) return s;
   ++stats_.commits;
-  if (cache_.size() > options_.cache_capacity) {
-    // Every entry is clean now; drop down to three quarters of the bound.
-    size_t target = options_.cache_capacity / 4 * 3;
-    for (auto it = cache_.begin(); it != cache_.end() && cache_.size() > target;) {
-      if (fresh_partition_) NoteEvicted(Hash()(it->first));
-      it = cache_.erase(it);
-    }
-  }
+  // Every cached profile is clean now.
+  if (cached_count_ > options_.cache_capacity) Evict();
   return Status::Ok();
 }
 

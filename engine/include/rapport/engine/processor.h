@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -170,9 +171,11 @@ class Processor {
 
  private:
   struct CachedProfile {
+    std::string customer;
     Profile profile;
-    const std::string* customer = nullptr;  // the map key
+    bool live = false;        // false: a free pool entry
     bool dirty = false;
+    bool referenced = false;  // used since the eviction sweep last passed
     // The armed timers (campaign symbol, due) as the timers column family
     // holds them; Commit() writes only the difference.
     std::vector<std::pair<uint32_t, int64_t>> stored_timers;
@@ -197,6 +200,9 @@ class Processor {
   Status LoadTimers();
   Result<CachedProfile*> Load(std::string_view customer);
   void MarkDirty(CachedProfile* p);
+  void InsertSlot(size_t hash, uint32_t index);
+  void RebuildTable(size_t slots);
+  void Evict();
   void NoteEvicted(size_t hash);
   bool MayHaveBeenEvicted(size_t hash) const;
   Result<uint32_t> EventTypeSymbol(std::string_view type, std::optional<uint32_t> rule_index);
@@ -225,7 +231,16 @@ class Processor {
   std::vector<uint32_t> type_symbols_, campaign_symbols_, aggregate_symbols_;
   std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> other_type_symbols_;
 
-  std::unordered_map<std::string, CachedProfile, Hash, std::equal_to<>> cache_;
+  // The profile cache: a pool whose entries never move (dirty_ and the
+  // customer views handed out point into it), found through an open
+  // addressing table of (hash, pool index) kept at most half full: a lookup
+  // reads one slot and one profile, where a node-based map chases three
+  // pointers through cold memory.
+  std::deque<CachedProfile> pool_;
+  std::vector<uint32_t> free_;
+  std::vector<uint64_t> table_ = std::vector<uint64_t>(1024, 0);
+  size_t cached_count_ = 0;
+  size_t sweep_ = 0;
   std::vector<CachedProfile*> dirty_;
   // True when the partition held nothing at Open: then a customer is in the
   // store only if its profile was committed and evicted from the cache since,
