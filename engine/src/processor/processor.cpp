@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "rapport/engine/json_writer.h"
 
@@ -245,7 +246,9 @@ Status Processor::SetRules(std::shared_ptr<const rules::RuleSet> rules) {
     for (TimerEntry& t : timers_) {
       if (auto ci = rules->FindCampaign(rules_->campaigns[t.campaign].id)) {
         t.campaign = *ci;
-        kept.push_back(std::move(t));
+        kept.push_back(t);
+      } else {
+        ReleaseTimerEntry(t);
       }
     }
     timers_ = std::move(kept);
@@ -266,12 +269,50 @@ Status Processor::SetRules(std::shared_ptr<const rules::RuleSet> rules) {
 
 bool Processor::TimerAfter(const TimerEntry& a, const TimerEntry& b) const {
   if (a.due != b.due) return a.due > b.due;
-  if (int c = a.customer.compare(b.customer); c != 0) return c > 0;
-  return rules_->campaigns[a.campaign].id > rules_->campaigns[b.campaign].id;
+  if (int c = TimerCustomer(a).compare(TimerCustomer(b)); c != 0) return c > 0;
+  return a.campaign != b.campaign && rules_->campaigns[a.campaign].id > rules_->campaigns[b.campaign].id;
+}
+
+Processor::TimerEntry Processor::MakeTimerEntry(int64_t due, uint32_t campaign, std::string_view customer) {
+  TimerEntry entry;
+  entry.due = due;
+  entry.campaign = campaign;
+  if (customer.size() <= sizeof entry.id) {
+    entry.size = static_cast<uint8_t>(customer.size());
+    std::memcpy(entry.id, customer.data(), customer.size());
+    return entry;
+  }
+  uint32_t index;
+  if (free_long_ids_.empty()) {
+    index = static_cast<uint32_t>(long_ids_.size());
+    long_ids_.emplace_back(customer);
+  } else {
+    index = free_long_ids_.back();
+    free_long_ids_.pop_back();
+    long_ids_[index].assign(customer);
+  }
+  entry.size = TimerEntry::kLongId;
+  std::memcpy(entry.id, &index, sizeof index);
+  return entry;
+}
+
+std::string_view Processor::TimerCustomer(const TimerEntry& t) const {
+  if (t.size != TimerEntry::kLongId) return std::string_view(t.id, t.size);
+  uint32_t index;
+  std::memcpy(&index, t.id, sizeof index);
+  return long_ids_[index];
+}
+
+void Processor::ReleaseTimerEntry(const TimerEntry& t) {
+  if (t.size != TimerEntry::kLongId) return;
+  uint32_t index;
+  std::memcpy(&index, t.id, sizeof index);
+  long_ids_[index] = std::string();
+  free_long_ids_.push_back(index);
 }
 
 void Processor::PushTimer(int64_t due, uint32_t campaign, std::string_view customer) {
-  timers_.push_back(TimerEntry{due, campaign, std::string(customer)});
+  timers_.push_back(MakeTimerEntry(due, campaign, customer));
   std::push_heap(timers_.begin(), timers_.end(),
                  [this](const TimerEntry& a, const TimerEntry& b) { return TimerAfter(a, b); });
 }
@@ -293,7 +334,7 @@ Status Processor::LoadTimers() {
     }
     ++armed_timers_;
     // A timer of a campaign no longer in the rules can never fire.
-    if (auto ci = rules_->FindCampaign(campaign)) timers_.push_back(TimerEntry{due.ms, *ci, std::string(customer)});
+    if (auto ci = rules_->FindCampaign(campaign)) timers_.push_back(MakeTimerEntry(due.ms, *ci, customer));
   });
   if (!s.ok()) return s;
   if (malformed) return Status::Corruption("malformed timer key in partition " + std::to_string(options_.partition));
@@ -668,9 +709,11 @@ Status Processor::FireDue(EventTime t) {
   auto after = [this](const TimerEntry& a, const TimerEntry& b) { return TimerAfter(a, b); };
   while (!timers_.empty() && timers_.front().due <= t.ms) {
     std::pop_heap(timers_.begin(), timers_.end(), after);
-    TimerEntry timer = std::move(timers_.back());
+    const TimerEntry timer = timers_.back();
     timers_.pop_back();
-    if (Status s = FireTimer(timer); !s.ok()) return s;
+    Status s = FireTimer(timer);
+    ReleaseTimerEntry(timer);
+    if (!s.ok()) return s;
   }
   return Status::Ok();
 }
@@ -679,7 +722,7 @@ Status Processor::FireTimer(const TimerEntry& timer) {
   const EventTime due{timer.due};
   const uint32_t ci = timer.campaign;
   const Campaign& c = rules_->campaigns[ci];
-  auto loaded = Load(timer.customer);
+  auto loaded = Load(TimerCustomer(timer));
   if (!loaded.ok()) return loaded.status();
   CachedProfile* cached = *loaded;
   CampaignState* state = cached->profile.FindCampaign(campaign_symbols_[ci]);

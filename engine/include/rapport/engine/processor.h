@@ -186,11 +186,16 @@ class Processor {
   // armed due differs). So re-arming on every visit costs nothing here. With
   // a tracer every arming pushes an entry, so that each replaced timer is
   // reported when it comes due, stale.
+  // 32 bytes, trivially copied by the heap: the customer id inline when it
+  // fits (ids are short in practice), else an index into long_ids_.
   struct TimerEntry {
+    static constexpr uint8_t kLongId = 0xFF;
     int64_t due;
     uint32_t campaign;  // index into rules_->campaigns
-    std::string customer;
+    uint8_t size;       // of the inline id, or kLongId
+    char id[19];
   };
+  static_assert(sizeof(TimerEntry) == 32);
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
@@ -211,6 +216,10 @@ class Processor {
   Status FireTimer(const TimerEntry& timer);
   bool TimerAfter(const TimerEntry& a, const TimerEntry& b) const;
   void PushTimer(int64_t due, uint32_t campaign, std::string_view customer);
+  TimerEntry MakeTimerEntry(int64_t due, uint32_t campaign, std::string_view customer);
+  std::string_view TimerCustomer(const TimerEntry& t) const;
+  // Frees the entry's long id, if it has one, once the entry is gone.
+  void ReleaseTimerEntry(const TimerEntry& t);
   void CollectTimerChanges(CachedProfile* p);
   void UpdateAggregates(const Event& event, uint32_t rule_type, Profile& profile);
   uint8_t ComputeStage(const Profile& profile, std::string_view customer);
@@ -250,6 +259,8 @@ class Processor {
   size_t evicted_count_ = 0;
   // A min-heap in firing order: (due, customer, campaign id).
   std::vector<TimerEntry> timers_;
+  std::deque<std::string> long_ids_;
+  std::vector<uint32_t> free_long_ids_;
   size_t armed_timers_ = 0;  // timers that are armed, stale heap entries not counted
   // campaign symbol -> index into rules_->campaigns, or -1.
   std::vector<int32_t> campaign_by_symbol_;
