@@ -269,10 +269,18 @@ class Processor {
   CommitBatch batch_;
 
   // One commit's timer key writes: the keys end to end in timer_keys_.
+  using Prefix = std::pair<uint64_t, uint64_t>;
+  static Prefix KeyPrefix(std::string_view key);
   struct TimerWrite {
+    Prefix prefix;
     size_t offset, size;
     bool put;  // false: delete
   };
+  struct SortKey {
+    Prefix prefix;
+    CachedProfile* profile;
+  };
+  std::vector<SortKey> sorted_dirty_;
   std::string timer_keys_;
   std::vector<TimerWrite> timer_writes_;
 
