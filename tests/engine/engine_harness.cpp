@@ -4,8 +4,8 @@
 
 namespace rapport::testing {
 
-EngineHarness::EngineHarness(const std::string& rules_yaml, const std::string& state_dir)
-    : state_dir_(state_dir.empty() ? dir_.File("state") : state_dir) {
+EngineHarness::EngineHarness(const std::string& rules_yaml, const std::string& state_dir, size_t cache_capacity)
+    : state_dir_(state_dir.empty() ? dir_.File("state") : state_dir), cache_capacity_(cache_capacity) {
   rules::LoadResult loaded = rules::LoadRulesFromStrings({{"test.yaml", rules_yaml}});
   if (!loaded.rules) {
     std::string all;
@@ -22,6 +22,7 @@ void EngineHarness::Open() {
   store = std::move(*s);
   ProcessorOptions options;
   options.coupon_secret = "test-secret";
+  options.cache_capacity = cache_capacity_;
   auto p = Processor::Open(*store, rules, sink, options);
   if (!p.ok()) throw std::runtime_error(p.status().ToString());
   processor = std::move(*p);

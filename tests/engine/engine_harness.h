@@ -31,7 +31,9 @@ class CollectingSink : public ActionSink {
 class EngineHarness {
  public:
   // Loads `rules_yaml` (must compile) and opens a store in a temp dir.
-  explicit EngineHarness(const std::string& rules_yaml, const std::string& state_dir = "");
+  // `cache_capacity` is the processor's (ProcessorOptions::cache_capacity).
+  explicit EngineHarness(const std::string& rules_yaml, const std::string& state_dir = "",
+                         size_t cache_capacity = size_t{1} << 20);
   // Decodes and applies one event line; throws when the line is rejected.
   void Send(const std::string& json_line);
   // Fires timers up to `rfc3339` and commits.
@@ -52,6 +54,7 @@ class EngineHarness {
   void Open();
   TempDir dir_;
   std::string state_dir_;
+  size_t cache_capacity_;
   EventDecoder decoder_;
   std::string padded_;
 };

@@ -96,6 +96,52 @@ campaigns:
                              "a-first c0 2026-01-01T01:30:00.000Z", "b-second c0 2026-01-01T01:30:00.000Z"});
 }
 
+TEST_CASE("a timer moved later fires at its new due, in (due, customer, campaign) order") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: lapsed
+    trigger:
+      inactivity: {event: visit, for: 1h})") + kAction);
+  h.Send(Ev("visit", "c1", "2026-01-01T00:00:00Z"));
+  h.Send(Ev("visit", "c1", "2026-01-01T00:30:00Z"));  // moves c1's timer to 01:30
+  h.Send(Ev("visit", "c0", "2026-01-01T00:30:00Z"));
+  h.Send(Ev("visit", "c2", "2026-01-01T00:10:00Z"));
+  h.Send(Ev("visit", "c2", "2026-01-01T00:20:00Z"));
+  h.Send(Ev("visit", "c2", "2026-01-01T01:05:00Z"));  // its 01:00 and 01:20 timers never fire
+  h.AdvanceTo("2026-01-01T01:10:00Z");
+  CHECK(h.Fired().empty());
+  h.AdvanceTo("2026-01-02T00:00:00Z");
+  CHECK(h.Fired() == Strings{"lapsed c0 2026-01-01T01:30:00.000Z", "lapsed c1 2026-01-01T01:30:00.000Z",
+                             "lapsed c2 2026-01-01T02:05:00.000Z"});
+  CHECK(h.processor->stats().timers_fired == 3);
+  CHECK(h.processor->pending_timers() == 0);
+}
+
+TEST_CASE("a cache smaller than the customers evicts committed profiles and reads them back") {
+  const std::string long_id = "customer-with-an-id-longer-than-a-timer-entry-holds";
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: lapsed
+    trigger:
+      inactivity: {event: visit, for: 1d}
+    condition: customer.visits >= 2)") + kAction,
+                  "", 2);
+  for (const std::string& c : {std::string("a"), std::string("b"), long_id, std::string("d")}) {
+    h.Send(Ev("visit", c, "2026-01-01T00:00:00Z"));
+    h.Commit();  // beyond 2 profiles, a commit evicts
+  }
+  for (const std::string& c : {std::string("a"), long_id, std::string("d")}) {
+    h.Send(Ev("visit", c, "2026-01-01T06:00:00Z"));  // a second visit: read back if evicted
+    h.Commit();
+  }
+  h.AdvanceTo("2026-01-03T00:00:00Z");
+  CHECK(h.Fired() == Strings{"lapsed a 2026-01-02T06:00:00.000Z", "lapsed " + long_id + " 2026-01-02T06:00:00.000Z",
+                             "lapsed d 2026-01-02T06:00:00.000Z"});
+  CHECK(h.processor->stats().profiles_created == 4);
+  CHECK(h.processor->stats().profiles_loaded >= 1);
+  CHECK(h.StoredProfile(long_id).types.at(0).count == 2);
+}
+
 TEST_CASE("a delay re-checks its condition when it ends") {
   EngineHarness h(std::string(R"(
 campaigns:

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -170,21 +171,31 @@ class Processor {
 
  private:
   struct CachedProfile {
+    std::string customer;
     Profile profile;
-    const std::string* customer = nullptr;  // the map key
+    bool live = false;        // false: a free pool entry
     bool dirty = false;
+    bool referenced = false;  // used since the eviction sweep last passed
     // The armed timers (campaign symbol, due) as the timers column family
     // holds them; Commit() writes only the difference.
     std::vector<std::pair<uint32_t, int64_t>> stored_timers;
   };
-  // A timer in memory. Replaced timers are not removed: they stay until they
-  // come due and are then found stale (the profile's armed due differs),
-  // which makes re-arming on every visit a push, not a search.
+  // A timer in memory. A timer moved later keeps its entry, which re-queues
+  // itself for the armed due when it comes up; one moved earlier, cleared or
+  // fired leaves its entry to be found stale when it comes due (the profile's
+  // armed due differs). So re-arming on every visit costs nothing here. With
+  // a tracer every arming pushes an entry, so that each replaced timer is
+  // reported when it comes due, stale.
+  // 32 bytes, trivially copied by the heap: the customer id inline when it
+  // fits (ids are short in practice), else an index into long_ids_.
   struct TimerEntry {
+    static constexpr uint8_t kLongId = 0xFF;
     int64_t due;
     uint32_t campaign;  // index into rules_->campaigns
-    std::string customer;
+    uint8_t size;       // of the inline id, or kLongId
+    char id[19];
   };
+  static_assert(sizeof(TimerEntry) == 32);
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
@@ -194,13 +205,22 @@ class Processor {
   Status LoadTimers();
   Result<CachedProfile*> Load(std::string_view customer);
   void MarkDirty(CachedProfile* p);
+  void InsertSlot(size_t hash, uint32_t index);
+  void RebuildTable(size_t slots);
+  void Evict();
+  void NoteEvicted(size_t hash);
+  bool MayHaveBeenEvicted(size_t hash) const;
   Result<uint32_t> EventTypeSymbol(std::string_view type, std::optional<uint32_t> rule_index);
 
   Status FireDue(EventTime t);
   Status FireTimer(const TimerEntry& timer);
   bool TimerAfter(const TimerEntry& a, const TimerEntry& b) const;
   void PushTimer(int64_t due, uint32_t campaign, std::string_view customer);
-  void WriteTimerChanges(CachedProfile* p);
+  TimerEntry MakeTimerEntry(int64_t due, uint32_t campaign, std::string_view customer);
+  std::string_view TimerCustomer(const TimerEntry& t) const;
+  // Frees the entry's long id, if it has one, once the entry is gone.
+  void ReleaseTimerEntry(const TimerEntry& t);
+  void CollectTimerChanges(CachedProfile* p);
   void UpdateAggregates(const Event& event, uint32_t rule_type, Profile& profile);
   uint8_t ComputeStage(const Profile& profile, std::string_view customer);
   std::optional<Suppression> CheckLimits(const rules::Campaign& c, const CampaignState* state, EventTime now) const;
@@ -220,10 +240,27 @@ class Processor {
   std::vector<uint32_t> type_symbols_, campaign_symbols_, aggregate_symbols_;
   std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> other_type_symbols_;
 
-  std::unordered_map<std::string, CachedProfile, Hash, std::equal_to<>> cache_;
+  // The profile cache: a pool whose entries never move (dirty_ and the
+  // customer views handed out point into it), found through an open
+  // addressing table of (hash, pool index) kept at most half full: a lookup
+  // reads one slot and one profile, where a node-based map chases three
+  // pointers through cold memory.
+  std::deque<CachedProfile> pool_;
+  std::vector<uint32_t> free_;
+  std::vector<uint64_t> table_ = std::vector<uint64_t>(1024, 0);
+  size_t cached_count_ = 0;
+  size_t sweep_ = 0;
   std::vector<CachedProfile*> dirty_;
+  // True when the partition held nothing at Open: then a customer is in the
+  // store only if its profile was committed and evicted from the cache since,
+  // which this filter of evicted customers' hashes remembers.
+  bool fresh_partition_ = false;
+  std::vector<uint64_t> evicted_filter_;
+  size_t evicted_count_ = 0;
   // A min-heap in firing order: (due, customer, campaign id).
   std::vector<TimerEntry> timers_;
+  std::deque<std::string> long_ids_;
+  std::vector<uint32_t> free_long_ids_;
   size_t armed_timers_ = 0;  // timers that are armed, stale heap entries not counted
   // campaign symbol -> index into rules_->campaigns, or -1.
   std::vector<int32_t> campaign_by_symbol_;
@@ -231,8 +268,24 @@ class Processor {
   uint64_t next_outbox_sequence_ = 0;
   CommitBatch batch_;
 
+  // One commit's timer key writes: the keys end to end in timer_keys_.
+  using Prefix = std::pair<uint64_t, uint64_t>;
+  static Prefix KeyPrefix(std::string_view key);
+  struct TimerWrite {
+    Prefix prefix;
+    size_t offset, size;
+    bool put;  // false: delete
+  };
+  struct SortKey {
+    Prefix prefix;
+    CachedProfile* profile;
+  };
+  std::vector<SortKey> sorted_dirty_;
+  std::string timer_keys_;
+  std::vector<TimerWrite> timer_writes_;
+
   rules::Scratch scratch_;
-  std::string action_json_, encoded_, key_;
+  std::string action_json_, encoded_, symbol_name_;
   std::vector<uint32_t> candidates_;
   ProcessorStats stats_;
 };
