@@ -103,6 +103,7 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
 
   void dr_cb(RdKafka::Message& message) override {
     std::lock_guard lock(mu_);
+    in_flight_.erase(reinterpret_cast<uintptr_t>(message.msg_opaque()));
     if (message.err() != RdKafka::ERR_NO_ERROR) {
       if (first_error_.empty()) first_error_ = message.errstr();
       return;
@@ -194,16 +195,27 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
         headers = RdKafka::Headers::create();
         headers->add(kPositionHeader, position.data(), position.size());
       }
+      uintptr_t sequence;
+      {
+        std::lock_guard lock(mu_);
+        sequence = next_sequence_++;
+        in_flight_.insert(sequence);
+      }
       for (;;) {
         RdKafka::ErrorCode e = producer_->produce(
             options_.topic, static_cast<int32_t>(partition), RdKafka::Producer::RK_MSG_COPY,
-            value.empty() ? nullptr : value.data(), value.size(), key.data(), key.size(), 0, headers, nullptr);
+            value.empty() ? nullptr : value.data(), value.size(), key.data(), key.size(), 0, headers,
+            reinterpret_cast<void*>(sequence));
         if (e == RdKafka::ERR_NO_ERROR) break;  // the producer owns the headers now
         if (e == RdKafka::ERR__QUEUE_FULL) {
           producer_->poll(10);
           continue;
         }
         delete headers;
+        {
+          std::lock_guard lock(mu_);
+          in_flight_.erase(sequence);
+        }
         return Status::Unavailable("changelog " + options_.topic + "[" + std::to_string(partition) +
                                    "]: " + RdKafka::err2str(e));
       }
@@ -213,9 +225,23 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
   }
 
   Status Sync() {
-    // librdkafka retries until message.timeout.ms; a broker outage shorter
-    // than that only delays the commit.
-    while (producer_->outq_len() > 0) producer_->flush(100);
+    // Waits for the records produced before this call only: the outbox
+    // dispatcher keeps producing tombstones from its thread, and waiting for
+    // an empty queue would wait for those too. flush() sends at once,
+    // ignoring linger.ms. librdkafka retries until message.timeout.ms; a
+    // broker outage shorter than that only delays the commit.
+    uintptr_t target;
+    {
+      std::lock_guard lock(mu_);
+      target = next_sequence_;
+    }
+    for (;;) {
+      {
+        std::lock_guard lock(mu_);
+        if (in_flight_.empty() || *in_flight_.begin() >= target) break;
+      }
+      producer_->flush(1);
+    }
     std::lock_guard lock(mu_);
     if (!first_error_.empty()) {
       std::string error = std::move(first_error_);
@@ -352,6 +378,8 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
   std::mutex mu_;
   std::map<int32_t, int64_t> ends_;
   std::string first_error_;
+  uintptr_t next_sequence_ = 0;   // of the next record produced
+  std::set<uintptr_t> in_flight_;  // produced, no delivery report yet
 };
 
 Result<std::unique_ptr<Changelog>> Changelog::Open(const ChangelogOptions& options) {
