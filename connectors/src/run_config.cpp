@@ -24,7 +24,7 @@
 #include <string_view>
 #include <tuple>
 
-#include "../../rules/src/suggest.h"
+#include "rapport/rules/suggest.h"
 #include "rapport/engine/time.h"
 
 namespace rapport::connectors {

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "expr_internal.h"
-#include "suggest.h"
+#include "rapport/rules/suggest.h"
 
 namespace rapport::rules {
 namespace expr_internal {

@@ -20,7 +20,8 @@
 #include <sstream>
 
 #include "rapport/rules/rule_set.h"
-#include "suggest.h"
+#include "rapport/rules/json_number.h"
+#include "rapport/rules/suggest.h"
 
 namespace rapport::rules {
 namespace {
@@ -256,34 +257,6 @@ std::optional<uint32_t> Loader::EventTypeOf(const File& f, const YAML::Node& n) 
         best.empty() ? "declare it under `event_types:`"
                      : "did you mean `" + best + "`? New types are declared under `event_types:`");
   return std::nullopt;
-}
-
-// The number grammar of RFC 8259. The literal is copied into the action as
-// it is written, so anything YAML or strtod accept beyond it (`007`, `1.`,
-// `0x10`, `-inf`, `.5`, `+1`) would make the action invalid JSON. A number
-// too large for a double (`1e999`) is refused too: JSON readers reject it.
-bool IsJsonNumber(const std::string& s) {
-  auto digit = [&s](size_t i) { return i < s.size() && s[i] >= '0' && s[i] <= '9'; };
-  size_t i = 0;
-  if (i < s.size() && s[i] == '-') ++i;
-  if (!digit(i)) return false;
-  if (s[i] == '0') {
-    ++i;
-  } else {
-    while (digit(i)) ++i;
-  }
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    if (!digit(i)) return false;
-    while (digit(i)) ++i;
-  }
-  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
-    ++i;
-    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-    if (!digit(i)) return false;
-    while (digit(i)) ++i;
-  }
-  return i == s.size() && std::isfinite(std::strtod(s.c_str(), nullptr));
 }
 
 // Finds where the character at `offset` of a scalar's value was written,
@@ -1047,6 +1020,30 @@ LoadResult LoadRules(const std::vector<std::string>& paths) {
     result.diagnostics.insert(result.diagnostics.begin(), io_errors.begin(), io_errors.end());
   }
   return result;
+}
+
+bool IsJsonNumber(const std::string& s) {
+  auto digit = [&s](size_t i) { return i < s.size() && s[i] >= '0' && s[i] <= '9'; };
+  size_t i = 0;
+  if (i < s.size() && s[i] == '-') ++i;
+  if (!digit(i)) return false;
+  if (s[i] == '0') {
+    ++i;
+  } else {
+    while (digit(i)) ++i;
+  }
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digit(i)) return false;
+    while (digit(i)) ++i;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (!digit(i)) return false;
+    while (digit(i)) ++i;
+  }
+  return i == s.size() && std::isfinite(std::strtod(s.c_str(), nullptr));
 }
 
 }  // namespace rapport::rules

@@ -22,7 +22,9 @@
 #include "rapport/engine/json_writer.h"
 #include "rapport/engine/processor.h"
 #include "rapport/engine/state_store.h"
+#include "rapport/rules/json_number.h"
 #include "rapport/rules/rule_set.h"
+#include "rapport/rules/suggest.h"
 
 namespace rapport::connectors {
 
@@ -43,60 +45,11 @@ constexpr char kCouponSecret[] = "rapport-replay-default-secret";
 constexpr int64_t kMaxRepeat = 10000;
 constexpr std::string_view kHeldOut = "held_out";
 
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
-}
-
-// "did you mean `x`?" for the closest candidate within a third of the length.
+// "did you mean `x`?" for the closest candidate, or "".
 template <class Range>
 std::string DidYouMean(std::string_view name, const Range& candidates) {
-  std::string best;
-  size_t best_distance = std::max<size_t>(2, name.size() / 3) + 1;
-  for (const auto& c : candidates) {
-    size_t d = EditDistance(name, c);
-    if (d < best_distance) {
-      best_distance = d;
-      best = c;
-    }
-  }
+  std::string best = rules::Closest(name, candidates);
   return best.empty() ? std::string() : "did you mean `" + best + "`?";
-}
-
-// The number grammar of RFC 8259: a plain YAML scalar that is one becomes a
-// JSON number, as in campaign payloads.
-bool IsJsonNumber(const std::string& s) {
-  auto digit = [&s](size_t i) { return i < s.size() && s[i] >= '0' && s[i] <= '9'; };
-  size_t i = 0;
-  if (i < s.size() && s[i] == '-') ++i;
-  if (!digit(i)) return false;
-  if (s[i] == '0') {
-    ++i;
-  } else {
-    while (digit(i)) ++i;
-  }
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    if (!digit(i)) return false;
-    while (digit(i)) ++i;
-  }
-  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
-    ++i;
-    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-    if (!digit(i)) return false;
-    while (digit(i)) ++i;
-  }
-  return i == s.size() && std::isfinite(std::strtod(s.c_str(), nullptr));
 }
 
 // ------------------------------------------------------------ the model ---
@@ -344,7 +297,7 @@ bool Parser::ToJson(const YAML::Node& n, std::string* out) {
   const std::string& s = n.Scalar();
   // yaml-cpp tags plain scalars "?": only those can be booleans or numbers.
   const bool plain = n.Tag() == "?";
-  if (plain && (s == "true" || s == "false" || IsJsonNumber(s))) {
+  if (plain && (s == "true" || s == "false" || rules::IsJsonNumber(s))) {
     out->append(s);
   } else {
     JsonWriter(out).String(s);
@@ -407,7 +360,7 @@ std::optional<EventSpec> Parser::ParseEvent(const YAML::Node& n, bool in_fixture
     }
   }
   if (const YAML::Node a = n["amount"]) {
-    if (a.IsScalar() && a.Tag() == "?" && IsJsonNumber(a.Scalar())) {
+    if (a.IsScalar() && a.Tag() == "?" && rules::IsJsonNumber(a.Scalar())) {
       e.amount_json = a.Scalar();
     } else {
       Error(a.Mark(), Code::kBadValue, "`amount` must be a number", "like amount: 42.50");

@@ -1,4 +1,5 @@
-// "Did you mean ...?": the nearest known name to a misspelt one.
+// "Did you mean ...?": the nearest known name to a misspelt one. Shared by
+// the rule loader, the run config and campaign tests.
 #pragma once
 
 #include <algorithm>
