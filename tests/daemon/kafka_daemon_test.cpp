@@ -55,32 +55,7 @@ struct Cluster {
 
 std::string KafkaConfig(const TempDir& dir, const std::string& name, const std::string& bootstrap,
                         const std::string& group) {
-  std::string path = dir.File(name + ".yaml");
-  WriteFile(path, "rules: " + SourcePath("rules/packs/relationship") + "\n" +
-                      "state_dir: " + dir.File(name + "-state") + "\n" + "application_id: " + group + "\n" +
-                      "clock: event\n"
-                      "commit_interval: 100ms\n"
-                      "commit_max_events: 400\n"
-                      "coupon_secret: " +
-                      kSecret +
-                      "\n"
-                      "kafka:\n"
-                      "  bootstrap.servers: " +
-                      bootstrap +
-                      "\n"
-                      // Rebalances and failure detection at test speed.
-                      "  session.timeout.ms: 6000\n"
-                      "  heartbeat.interval.ms: 300\n"
-                      "source:\n"
-                      "  kafka:\n"
-                      "    topic: events\n"
-                      "sinks:\n"
-                      "  - kafka:\n"
-                      "      topic: actions\n"
-                      "dead_letter:\n"
-                      "  kafka:\n"
-                      "    topic: events-dead\n");
-  return path;
+  return KafkaRunConfig(dir, name, bootstrap, group, kSecret);
 }
 
 // Reads the actions topic until it holds every id in `expected`.

@@ -207,6 +207,38 @@ std::string Canonical(const Profile& p, StateStore& store, uint32_t partition) {
 }
 }  // namespace
 
+std::string KafkaRunConfig(const TempDir& dir, const std::string& name, const std::string& bootstrap,
+                           const std::string& application_id, const std::string& coupon_secret,
+                           const std::string& extra) {
+  const std::string path = dir.File(name + ".yaml");
+  WriteFile(path, "rules: " + SourcePath("rules/packs/relationship") + "\n" + "state_dir: " + dir.File(name + "-state") +
+                      "\n" + "application_id: " + application_id + "\n" +
+                      "clock: event\n"
+                      "commit_interval: 100ms\n"
+                      "commit_max_events: 400\n"
+                      "coupon_secret: " +
+                      coupon_secret +
+                      "\n"
+                      "kafka:\n"
+                      "  bootstrap.servers: " +
+                      bootstrap +
+                      "\n"
+                      // Rebalances and failure detection at test speed.
+                      "  session.timeout.ms: 6000\n"
+                      "  heartbeat.interval.ms: 300\n"
+                      "source:\n"
+                      "  kafka:\n"
+                      "    topic: events\n"
+                      "sinks:\n"
+                      "  - kafka:\n"
+                      "      topic: actions\n"
+                      "dead_letter:\n"
+                      "  kafka:\n"
+                      "    topic: events-dead\n" +
+                      extra);
+  return path;
+}
+
 std::map<std::string, std::string> DumpProfiles(const std::string& state_dir, int partitions) {
   auto store = StateStore::Open(state_dir, StateStoreOptions{});
   REQUIRE(store.ok());

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "rapport/connectors/embedded_broker.h"
+#include "temp_dir.h"
 
 namespace rapport::testing {
 
@@ -64,6 +65,14 @@ class Child {
  private:
   pid_t pid_ = -1;
 };
+
+// Writes `<name>.yaml` in `dir`: a `rapport run` config for the standard
+// pack against the embedded broker's `events` -> `actions` (dead letters to
+// `events-dead`), state in `<name>-state`, event clock, small commits and
+// rebalances at test speed; `extra` is appended (top-level keys). Its path.
+std::string KafkaRunConfig(const TempDir& dir, const std::string& name, const std::string& bootstrap,
+                           const std::string& application_id, const std::string& coupon_secret,
+                           const std::string& extra = "");
 
 // customer -> canonical text of the profile, over every partition in `dir`.
 std::map<std::string, std::string> DumpProfiles(const std::string& state_dir, int partitions);

@@ -67,33 +67,7 @@ void ScaleCluster::AddApplication(const std::string& application_id) {
 
 std::string ScaleConfig(const TempDir& dir, const std::string& name, const std::string& bootstrap,
                         const std::string& application_id, const std::string& extra) {
-  const std::string path = dir.File(name + ".yaml");
-  WriteFile(path, "rules: " + SourcePath(kRules) + "\n" + "state_dir: " + dir.File(name + "-state") + "\n" +
-                      "application_id: " + application_id + "\n" +
-                      "clock: event\n"
-                      "commit_interval: 100ms\n"
-                      "commit_max_events: 400\n"
-                      "coupon_secret: " +
-                      kSecret +
-                      "\n"
-                      "kafka:\n"
-                      "  bootstrap.servers: " +
-                      bootstrap +
-                      "\n"
-                      // Rebalances and failure detection at test speed, as in the daemon tests.
-                      "  session.timeout.ms: 6000\n"
-                      "  heartbeat.interval.ms: 300\n"
-                      "source:\n"
-                      "  kafka:\n"
-                      "    topic: events\n"
-                      "sinks:\n"
-                      "  - kafka:\n"
-                      "      topic: actions\n"
-                      "dead_letter:\n"
-                      "  kafka:\n"
-                      "    topic: events-dead\n" +
-                      extra);
-  return path;
+  return KafkaRunConfig(dir, name, bootstrap, application_id, kSecret, extra);
 }
 
 Instance::Instance(const TempDir& dir, const std::string& name_, const std::string& bootstrap,
