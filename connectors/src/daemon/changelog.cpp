@@ -80,6 +80,32 @@ std::optional<int64_t> RecordPosition(RdKafka::Message& msg) {
   return position ? *position : INT64_MAX;
 }
 
+// One changelog record, owned (the message is gone when it is applied).
+struct ChangelogRecord {
+  int64_t offset = 0;
+  std::optional<int64_t> position;
+  std::string key;  // family byte, then the family's key
+  std::string value;
+  bool deleted = false;
+
+  StateChange change() const {
+    return StateChange{static_cast<StateFamily>(key[0]), std::string_view(key).substr(1), value, deleted};
+  }
+};
+
+// False for a record without a state key (not written by Rapport).
+bool ReadRecord(RdKafka::Message& msg, ChangelogRecord* out) {
+  const std::string* key = msg.key();
+  if (key == nullptr || key->size() < 2) return false;
+  std::string_view payload(static_cast<const char*>(msg.payload()), msg.payload() ? msg.len() : 0);
+  out->offset = msg.offset();
+  out->position = RecordPosition(msg);
+  out->key = *key;
+  out->deleted = payload.empty();
+  out->value.assign(payload.empty() ? std::string_view() : payload.substr(1));
+  return true;
+}
+
 }  // namespace
 
 class Changelog::Impl : public RdKafka::DeliveryReportCb {
@@ -312,22 +338,16 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
     consumer->assign(assignment);
     delete assignment[0];
 
-    // Owned copies of one chunk's records; StateChanges point into them.
-    std::vector<std::string> keys, values;
-    std::vector<bool> deleted;
+    // One chunk's records; the StateChanges point into them.
+    std::vector<ChangelogRecord> chunk;
     std::vector<StateChange> changes;
     size_t chunk_bytes = 0;
     int64_t next = from;
     auto apply = [&]() -> Status {
       changes.clear();
-      for (size_t i = 0; i < keys.size(); ++i) {
-        changes.push_back(StateChange{static_cast<StateFamily>(keys[i][0]), std::string_view(keys[i]).substr(1),
-                                      values[i], deleted[i]});
-      }
+      for (const ChangelogRecord& r : chunk) changes.push_back(r.change());
       Status s = store.ApplyChanges(partition, changes, next);
-      keys.clear();
-      values.clear();
-      deleted.clear();
+      chunk.clear();
       chunk_bytes = 0;
       return s;
     };
@@ -342,24 +362,19 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
       }
       next = msg->offset() + 1;
       ++result.records;
-      const std::string* key = msg->key();
-      if (key == nullptr || key->size() < 2) {
+      ChangelogRecord record;
+      if (!ReadRecord(*msg, &record)) {
         status = Status::Corruption("changelog " + options_.topic + "[" + std::to_string(p) + "] offset " +
                                     std::to_string(msg->offset()) + ": a record without a state key");
         break;
       }
-      const std::optional<int64_t> position = RecordPosition(*msg);
-      const bool skip = position && *position > committed_input;
-      if (skip) {
+      if (record.position && *record.position > committed_input) {
         ++result.skipped;
       } else {
-        std::string_view payload(static_cast<const char*>(msg->payload()), msg->payload() ? msg->len() : 0);
-        keys.push_back(*key);
-        deleted.push_back(payload.empty());
-        values.emplace_back(payload.empty() ? std::string_view() : payload.substr(1));
-        chunk_bytes += key->size() + payload.size();
+        chunk_bytes += record.key.size() + record.value.size();
+        chunk.push_back(std::move(record));
       }
-      if (keys.size() >= kApplyRecords || chunk_bytes >= kApplyBytes || next >= high) status = apply();
+      if (chunk.size() >= kApplyRecords || chunk_bytes >= kApplyBytes || next >= high) status = apply();
       if (Clock::now() - last_log > std::chrono::seconds(2)) {
         last_log = Clock::now();
         options_.log("restoring " + name + ": " + Count(static_cast<uint64_t>(next - from)) + " of " +
@@ -458,16 +473,10 @@ class StandbyReplicas::Impl {
   }
 
  private:
-  struct Record {
-    int64_t offset;
-    std::optional<int64_t> position;
-    std::string key, value;
-    bool deleted;
-  };
   struct Follower {
     bool active = false;      // owned here: the processor writes it
     bool needs_seek = false;  // resume from the local checkpoint
-    std::deque<Record> pending;  // waiting for the owner's offset commit
+    std::deque<ChangelogRecord> pending;  // waiting for the owner's offset commit
     int64_t committed = -1;
     std::chrono::steady_clock::time_point committed_at{};
   };
@@ -497,11 +506,9 @@ class StandbyReplicas::Impl {
     auto it = followers_.find(static_cast<uint32_t>(msg.partition()));
     if (it == followers_.end() || it->second.active || it->second.needs_seek) return;
     Follower& f = it->second;
-    const std::string* key = msg.key();
-    if (key == nullptr || key->size() < 2) return;
-    std::string_view payload(static_cast<const char*>(msg.payload()), msg.payload() ? msg.len() : 0);
-    f.pending.push_back(Record{msg.offset(), RecordPosition(msg), *key,
-                               payload.empty() ? std::string() : std::string(payload.substr(1)), payload.empty()});
+    ChangelogRecord record;
+    if (!ReadRecord(msg, &record)) return;
+    f.pending.push_back(std::move(record));
     if (f.pending.size() > kMaxPending) {  // the owner is not committing: read it again later
       f.pending.clear();
       f.needs_seek = true;
@@ -531,10 +538,9 @@ class StandbyReplicas::Impl {
       changes_.clear();
       size_t n = 0;
       while (n < f.pending.size() && n < 4096) {
-        const Record& r = f.pending[n];
+        const ChangelogRecord& r = f.pending[n];
         if (r.position && *r.position > f.committed) break;  // not committed by the owner yet
-        changes_.push_back(StateChange{static_cast<StateFamily>(r.key[0]), std::string_view(r.key).substr(1), r.value,
-                                       r.deleted});
+        changes_.push_back(r.change());
         ++n;
       }
       if (n == 0) continue;
