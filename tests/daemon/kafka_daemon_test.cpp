@@ -368,6 +368,55 @@ TEST_CASE("run: in wall mode an idle partition follows the wall clock, so inacti
   CHECK(actions[0].find("\"ts\":\"2026-01-31T01:00:00.000Z\"") != std::string::npos);
 }
 
+TEST_CASE("run: an action is committed and delivered as soon as the input is drained, not after the interval",
+          "[daemon][kafka][latency]") {
+  TempDir dir;
+  Cluster cluster;
+  ProduceLines(cluster.bootstrap, "events",
+               {R"({"type":"visit","customer_id":"c-7","ts":1767225600000})",
+                R"({"type":"purchase","customer_id":"c-7","ts":1767225660000,"amount":40,"order_id":"o-1"})"},
+               kPartitions);
+
+  connectors::RunConfig config;
+  config.rules = SourcePath("rules/packs/relationship");
+  config.state_dir = dir.File("state");
+  config.application_id = "rapport-drained";
+  config.clock = connectors::ClockMode::kEvent;
+  // Neither the interval nor the budget can cause a commit during the test.
+  config.commit_interval = std::chrono::hours(1);
+  config.commit_max_events = 1000000;
+  connectors::KafkaProperties kafka{{"bootstrap.servers", cluster.bootstrap}};
+  config.kafka_source = connectors::KafkaSourceConfig{"events", kafka};
+  connectors::SinkConfig sink;
+  sink.kind = connectors::SinkConfig::Kind::kFile;
+  sink.file.path = dir.File("actions.jsonl");
+  config.sinks.push_back(sink);
+  rules::LoadResult loaded = rules::LoadRules({config.rules});
+  REQUIRE(loaded.rules);
+
+  auto daemon = connectors::Daemon::Open(config, loaded.rules, {});
+  REQUIRE(daemon.ok());
+  Status result;
+  std::thread running([&] { result = (*daemon)->Run(); });
+  std::string delivered;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (delivered.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    delivered = ReadFile(dir.File("actions.jsonl"));
+    if (delivered.find('\n') == std::string::npos) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling the sink's file
+    }
+  }
+  const connectors::DaemonStats running_stats = (*daemon)->stats();
+  (*daemon)->RequestStop();
+  running.join();
+  REQUIRE(result.ok());
+  REQUIRE(delivered.find('\n') != std::string::npos);
+  CHECK(delivered.find("\"campaign\":\"post-purchase-thank-you\"") != std::string::npos);
+  CHECK(delivered.find("\"customer_id\":\"c-7\"") != std::string::npos);
+  // Delivered after a commit made while running, not the one at shutdown.
+  CHECK(running_stats.commits >= 1);
+}
+
 TEST_CASE("run: SIGHUP reloads the rules, refusing a set with errors and keeping the running one",
           "[daemon][kafka][reload]") {
   TempDir dir;

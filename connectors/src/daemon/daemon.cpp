@@ -105,7 +105,8 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb, publi
   Status Handle(Partition& p, std::string_view text, bool too_long, const DeadLetter& where);
   Status CommitAll();
   Status CommitPartition(int32_t id, Partition& p);
-  Status Tick();
+  // `drained`: the consumer had nothing more to hand over.
+  Status Tick(bool drained = false);
   void MaybeReload();
   Status RunKafka();
   Status RunFile();
@@ -137,6 +138,7 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb, publi
   Rejection rejection_;
   std::string padded_;
   uint64_t uncommitted_ = 0;
+  uint64_t fired_at_commit_ = 0;  // sink_.fired at the last commit
   // Counted on the Run() thread without a lock; published at each commit.
   struct {
     uint64_t events = 0, accepted = 0, rejected = 0;
@@ -408,6 +410,7 @@ Status Daemon::Impl::CommitAll() {
     for (auto* tp : mirror) delete tp;
   }
   uncommitted_ = 0;
+  fired_at_commit_ = sink_.fired;
   last_commit_ = Clock::now();
   dispatcher_->Notify();
   std::lock_guard lock(stats_mu_);
@@ -458,9 +461,13 @@ void Daemon::Impl::MaybeReload() {
   ++stats_.reloads;
 }
 
-// Commits on the interval or the event budget; in wall mode moves idle
-// partitions' clocks to the wall clock.
-Status Daemon::Impl::Tick() {
+// Commits on the interval or the event budget, or as soon as the input is
+// drained while fired actions wait for a commit: actions leave only once
+// committed, and a commit that finds the consumer idle delays nothing, so
+// at low rates an action waits for one commit rather than the interval. Under
+// load the consumer is never drained and the interval and budget decide.
+// In wall mode also moves idle partitions' clocks to the wall clock.
+Status Daemon::Impl::Tick(bool drained) {
   MaybeReload();
   const auto now = Clock::now();
   if (config_.clock == ClockMode::kWall) {
@@ -470,7 +477,8 @@ Status Daemon::Impl::Tick() {
       if (p.next_offset >= 0 || !consumer_) p.dirty = true;
     }
   }
-  if (uncommitted_ >= config_.commit_max_events || now - last_commit_ >= config_.commit_interval) {
+  if ((drained && sink_.fired != fired_at_commit_) || uncommitted_ >= config_.commit_max_events ||
+      now - last_commit_ >= config_.commit_interval) {
     return CommitAll();
   }
   return Status::Ok();
@@ -613,8 +621,12 @@ Status Daemon::Impl::RunKafka() {
   DeadLetter where{};
   where.source = topic;
   while (!stop_) {
-    std::unique_ptr<RdKafka::Message> msg(consumer_->consume(100));
+    // With actions waiting for a commit, only look whether more input is
+    // ready; commit if not.
+    const bool actions_waiting = sink_.fired != fired_at_commit_;
+    std::unique_ptr<RdKafka::Message> msg(consumer_->consume(actions_waiting ? 0 : 100));
     if (!callback_error_.ok()) return callback_error_;
+    bool drained = false;
     switch (msg->err()) {
       case RdKafka::ERR_NO_ERROR: {
         auto it = partitions_.find(msg->partition());
@@ -629,10 +641,10 @@ Status Daemon::Impl::RunKafka() {
         break;
       }
       case RdKafka::ERR__TIMED_OUT:
-      case RdKafka::ERR__PARTITION_EOF: break;
+      case RdKafka::ERR__PARTITION_EOF: drained = true; break;
       default: Log("kafka consume: " + msg->errstr()); break;
     }
-    if (Status s = Tick(); !s.ok()) return s;
+    if (Status s = Tick(drained); !s.ok()) return s;
   }
   return Status::Ok();
 }
