@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <librdkafka/rdkafkacpp.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -28,6 +29,20 @@ constexpr char kEvents[] = "events";
 constexpr char kActions[] = "actions";
 
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// CPU seconds of this whole process: every thread, the mock brokers' included.
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return seconds(u.ru_utime) + seconds(u.ru_stime);
+}
+
+// A reader's rate and the process CPU it took, over the same span.
+struct Drain {
+  double events_per_s = 0;
+  double cpu_seconds = 0;
+};
 
 int64_t WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -132,17 +147,21 @@ class AssignTimer : public RdKafka::RebalanceCb {
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
-      if (!assigned) assigned = Clock::now();
+      if (!assigned) {
+        assigned = Clock::now();
+        cpu_at_assignment = ProcessCpuSeconds();
+      }
       consumer->assign(partitions);
     } else {
       consumer->unassign();
     }
   }
   std::optional<Clock::time_point> assigned;
+  double cpu_at_assignment = 0;
 };
 
 // The ceiling: a consumer that only counts the messages.
-Result<double> CountingConsumer(const std::string& bootstrap, const std::string& group, uint64_t expected) {
+Result<Drain> CountingConsumer(const std::string& bootstrap, const std::string& group, uint64_t expected) {
   AssignTimer timer;
   std::string err;
   auto conf = MakeConf({{"bootstrap.servers", bootstrap},
@@ -160,6 +179,7 @@ Result<double> CountingConsumer(const std::string& bootstrap, const std::string&
   if (consumer->subscribe({kEvents}) != RdKafka::ERR_NO_ERROR) return Status::IoError("ceiling consumer: subscribe");
   uint64_t seen = 0;
   Clock::time_point last{};
+  double cpu_at_last = 0;
   const auto give_up = Clock::now() + std::chrono::seconds(300);
   while (seen < expected && Clock::now() < give_up) {
     std::unique_ptr<RdKafka::Message> msg(consumer->consume(100));
@@ -168,12 +188,14 @@ Result<double> CountingConsumer(const std::string& bootstrap, const std::string&
       last = Clock::now();
     }
   }
+  cpu_at_last = ProcessCpuSeconds();
   consumer->close();
   if (seen < expected || !timer.assigned) {
     return Status::IoError("ceiling consumer saw " + std::to_string(seen) + " of " + std::to_string(expected) +
                            " messages");
   }
-  return static_cast<double>(seen) / std::chrono::duration<double>(last - *timer.assigned).count();
+  return Drain{static_cast<double>(seen) / std::chrono::duration<double>(last - *timer.assigned).count(),
+               cpu_at_last - timer.cpu_at_assignment};
 }
 
 Result<std::shared_ptr<const rules::RuleSet>> LoadRuleSet(const std::string& dir) {
@@ -207,6 +229,7 @@ connectors::RunConfig DaemonConfig(const std::string& bootstrap, const std::stri
 struct DaemonLog {
   std::mutex mu;
   std::optional<Clock::time_point> assigned;
+  double cpu_at_assignment = 0;
   uint64_t restored_records = 0;
   double restore_seconds = 0;
   connectors::LogFunction Function() {
@@ -225,7 +248,10 @@ struct DaemonLog {
         }
       } else if (line.rfind("assigned ", 0) == 0) {
         std::lock_guard lock(mu);
-        if (!assigned) assigned = Clock::now();
+        if (!assigned) {
+          assigned = Clock::now();
+          cpu_at_assignment = ProcessCpuSeconds();
+        }
       } else if (line.find("fail") != std::string::npos || line.find("fatal") != std::string::npos) {
         std::fprintf(stderr, "  [rapport] %s\n", line.c_str());
       }
@@ -239,6 +265,7 @@ struct DaemonLog {
 
 struct DaemonRun {
   double events_per_s = 0;
+  double cpu_seconds = 0;  // of the process, from assignment to the last action acknowledged
   uint64_t delivered = 0;
   uint64_t restored_records = 0;
   double restore_seconds = 0;
@@ -264,12 +291,14 @@ Result<DaemonRun> RunDaemonOverTopic(const std::string& bootstrap, const std::st
   std::atomic<bool> done{false};
   uint64_t delivered = 0;
   Clock::time_point last_delivery{};
+  double cpu_at_last_delivery = 0;
   std::thread monitor([&] {
     while (!done) {
       uint64_t d = (*daemon)->stats().delivered;
       if (d != delivered) {
         delivered = d;
         last_delivery = Clock::now();
+        cpu_at_last_delivery = ProcessCpuSeconds();
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
@@ -298,6 +327,8 @@ Result<DaemonRun> RunDaemonOverTopic(const std::string& bootstrap, const std::st
   DaemonRun r;
   r.delivered = delivered;
   r.events_per_s = static_cast<double>(events) / std::chrono::duration<double>(last_delivery - *assigned).count();
+  std::lock_guard lock(log.mu);
+  r.cpu_seconds = cpu_at_last_delivery - log.cpu_at_assignment;
   return r;
 }
 
@@ -330,16 +361,22 @@ Result<KafkaThroughput> MeasureKafkaThroughput(const KafkaThroughputOptions& o) 
   for (int run = 0; run < o.runs; ++run) {
     auto ceiling = CountingConsumer(bootstrap, "bench-ceiling-" + std::to_string(run), result.events);
     if (!ceiling.ok()) return ceiling.status();
-    result.ceiling_events_per_s = std::max(result.ceiling_events_per_s, *ceiling);
+    if (ceiling->events_per_s > result.ceiling_events_per_s) {
+      result.ceiling_events_per_s = ceiling->events_per_s;
+      result.ceiling_cpu_seconds = ceiling->cpu_seconds;
+    }
     const std::string group = "rapport-bench-" + std::to_string(run);
     if (Status s = (*broker)->CreateTopic(group + "-changelog", o.partitions); !s.ok()) return s;
     auto daemon = RunDaemonOverTopic(bootstrap, o.rules_dir, o.scratch_dir + "/kafka-state-" + std::to_string(run),
                                      group, ends, result.events);
     if (!daemon.ok()) return daemon.status();
-    result.daemon_events_per_s = std::max(result.daemon_events_per_s, daemon->events_per_s);
+    if (daemon->events_per_s > result.daemon_events_per_s) {
+      result.daemon_events_per_s = daemon->events_per_s;
+      result.daemon_cpu_seconds = daemon->cpu_seconds;
+    }
     result.actions = daemon->delivered;
-    std::fprintf(stderr, "  kafka run %d: ceiling %.0f events/s, rapport run %.0f events/s\n", run + 1, *ceiling,
-                 daemon->events_per_s);
+    std::fprintf(stderr, "  kafka run %d: ceiling %.0f events/s (cpu %.2f s), rapport run %.0f events/s (cpu %.2f s)\n",
+                 run + 1, ceiling->events_per_s, ceiling->cpu_seconds, daemon->events_per_s, daemon->cpu_seconds);
   }
   // A new instance of the first run's application takes every partition
   // over: it restores them from the changelog and has nothing left to read.

@@ -43,6 +43,10 @@ struct KafkaThroughput {
   uint64_t actions = 0;  // delivered by the daemon (last run)
   double daemon_events_per_s = 0;
   double ceiling_events_per_s = 0;
+  // CPU seconds of the whole process (every thread, the in-process mock
+  // broker's included) over each best run's timed span.
+  double daemon_cpu_seconds = 0;
+  double ceiling_cpu_seconds = 0;
   // A fresh instance taking the first run's partitions over from its
   // changelog: records read, and the seconds the restores took in all.
   uint64_t restore_records = 0;

@@ -611,14 +611,22 @@ int Main(int argc, char** argv) {
       fail("kafka throughput", r.status());
     } else {
       const std::string data = "100k prefix (" + Grouped(static_cast<double>(r->events)) + " ev)";
+      // CPU per event over all threads, and the cores that kept busy.
+      auto cpu = [&r](double cpu_seconds, double events_per_s) {
+        const double events = static_cast<double>(r->events);
+        return "cpu " + Fixed(cpu_seconds * 1e6 / events, 1) + " us/event, " +
+               Fixed(cpu_seconds / (events / events_per_s), 1) + " cores (all threads, mock broker included)";
+      };
       rows.push_back({"b. Kafka -> rapport run -> Kafka", data, Rate(r->daemon_events_per_s),
                       std::to_string(o.partitions) +
                           " partitions, event clock, commit 1s/50k; assignment to last "
                           "action acked (" +
-                          Grouped(static_cast<double>(r->actions)) + "); best of " + std::to_string(o.runs)});
+                          Grouped(static_cast<double>(r->actions)) + "); best of " + std::to_string(o.runs) + "; " +
+                          cpu(r->daemon_cpu_seconds, r->daemon_events_per_s)});
       rows.push_back({"b. bare librdkafka consumer (ceiling)", data, Rate(r->ceiling_events_per_s),
                       "counts messages only; rapport run reaches " +
-                          Fixed(100.0 * r->daemon_events_per_s / r->ceiling_events_per_s, 0) + "% of it"});
+                          Fixed(100.0 * r->daemon_events_per_s / r->ceiling_events_per_s, 0) + "% of it; " +
+                          cpu(r->ceiling_cpu_seconds, r->ceiling_events_per_s)});
       rows.push_back({"b. restore from the changelog", data,
                       Grouped(static_cast<double>(r->restore_records) / r->restore_seconds) + " records/s",
                       "a fresh instance takes all " + std::to_string(o.partitions) + " partitions over: " +
