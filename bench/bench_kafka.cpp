@@ -266,6 +266,7 @@ struct DaemonLog {
 struct DaemonRun {
   double events_per_s = 0;
   double cpu_seconds = 0;  // of the process, from assignment to the last action acknowledged
+  uint64_t commits = 0;
   uint64_t delivered = 0;
   uint64_t restored_records = 0;
   double restore_seconds = 0;
@@ -329,6 +330,7 @@ Result<DaemonRun> RunDaemonOverTopic(const std::string& bootstrap, const std::st
   r.events_per_s = static_cast<double>(events) / std::chrono::duration<double>(last_delivery - *assigned).count();
   std::lock_guard lock(log.mu);
   r.cpu_seconds = cpu_at_last_delivery - log.cpu_at_assignment;
+  r.commits = stats.commits;
   return r;
 }
 
@@ -375,8 +377,11 @@ Result<KafkaThroughput> MeasureKafkaThroughput(const KafkaThroughputOptions& o) 
       result.daemon_cpu_seconds = daemon->cpu_seconds;
     }
     result.actions = daemon->delivered;
-    std::fprintf(stderr, "  kafka run %d: ceiling %.0f events/s (cpu %.2f s), rapport run %.0f events/s (cpu %.2f s)\n",
-                 run + 1, ceiling->events_per_s, ceiling->cpu_seconds, daemon->events_per_s, daemon->cpu_seconds);
+    std::fprintf(stderr,
+                 "  kafka run %d: ceiling %.0f events/s (cpu %.2f s), rapport run %.0f events/s (cpu %.2f s, %llu "
+                 "commits)\n",
+                 run + 1, ceiling->events_per_s, ceiling->cpu_seconds, daemon->events_per_s, daemon->cpu_seconds,
+                 static_cast<unsigned long long>(daemon->commits));
   }
   // A new instance of the first run's application takes every partition
   // over: it restores them from the changelog and has nothing left to read.

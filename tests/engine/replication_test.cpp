@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 
 #include <catch2/catch.hpp>
+#include <thread>
 #include <map>
 
 #include "rapport/engine/coding.h"
@@ -239,10 +240,14 @@ TEST_CASE("a commit group waits for the replica once and then writes every parti
   second.SetPosition(2, "20");
   REQUIRE((*store)->Commit(first).ok());
   REQUIRE((*store)->Commit(second).ok());
-  CHECK(listener.records.size() == 4);  // handed over ...
-  CHECK(Profiles(**store, 1).empty());  // ... but not written before the replica has them
+  CHECK(listener.records.empty());      // held ...
+  CHECK(Profiles(**store, 1).empty());  // ... and not written
   CHECK(first.Count() == 0);
-  REQUIRE((*store)->EndCommitGroup().ok());
+  StateStore::CommitGroup group = (*store)->TakeCommitGroup();
+  CHECK_FALSE(group.empty());
+  CHECK(listener.records.empty());
+  REQUIRE((*store)->WriteCommitGroup(std::move(group)).ok());
+  CHECK(listener.records.size() == 4);
   CHECK(Profiles(**store, 1).count("amy") == 1);
   CHECK(Profiles(**store, 2).count("bob") == 1);
   CHECK(**(*store)->GetChangelogOffset(2) == 4);
@@ -256,4 +261,31 @@ TEST_CASE("a commit group waits for the replica once and then writes every parti
     CHECK_FALSE((*store)->EndCommitGroup().ok());
     CHECK(Profiles(**store, 1).count("cid") == 0);
   }
+}
+
+TEST_CASE("a read waits for a taken commit group to be written, so it sees what was committed") {
+  TempDir tmp;
+  auto store = StateStore::Open(tmp.File("s"), StateStoreOptions{});
+  REQUIRE(store.ok());
+  RecordingListener listener;
+  (*store)->SetChangeListener(&listener);
+  CommitBatch batch(**store);
+  (*store)->BeginCommitGroup();
+  batch.PutProfile(3, "cal", "encoded");
+  batch.SetPosition(3, "7");
+  REQUIRE((*store)->Commit(batch).ok());
+  StateStore::CommitGroup group = (*store)->TakeCommitGroup();
+
+  // A processor that evicted "cal" after its commit reads it back while the
+  // group is still on its way.
+  std::string value;
+  bool found = false;
+  Status read;
+  std::thread reader([&] { read = (*store)->GetProfile(3, "cal", &value, &found); });
+  REQUIRE((*store)->WriteCommitGroup(std::move(group)).ok());
+  reader.join();
+  REQUIRE(read.ok());
+  CHECK(found);
+  CHECK(value == "encoded");
+  CHECK(*(*store)->GetPosition(3) == "7");
 }

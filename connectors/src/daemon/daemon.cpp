@@ -3,8 +3,11 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <charconv>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <mutex>
+#include <thread>
 #include <set>
 #include <vector>
 
@@ -45,6 +48,65 @@ class CountingSink : public ActionSink {
 
  private:
   ActionSink* observer_;
+};
+
+// Runs one job at a time on its own thread: the daemon replicates and writes
+// a commit group there while its consumer goes on with the next events.
+// Failures are sticky: after one, every Wait() reports it.
+class BackgroundCommit {
+ public:
+  BackgroundCommit() : thread_([this] { Loop(); }) {}
+  ~BackgroundCommit() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  BackgroundCommit(const BackgroundCommit&) = delete;
+  BackgroundCommit& operator=(const BackgroundCommit&) = delete;
+
+  // Waits for the job before it (jobs run in the order started), then starts
+  // `job`; its result comes from a later Start() or Wait().
+  Status Start(std::function<Status()> job) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return !job_ && !running_; });
+    if (!failure_.ok()) return failure_;
+    job_ = std::move(job);
+    cv_.notify_all();
+    return Status::Ok();
+  }
+  // Waits until no job is running or waiting.
+  Status Wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return !job_ && !running_; });
+    return failure_;
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stopping_ || job_; });
+      if (!job_) return;
+      std::function<Status()> job = std::exchange(job_, nullptr);
+      running_ = true;
+      lock.unlock();
+      Status result = job();
+      lock.lock();
+      running_ = false;
+      if (failure_.ok()) failure_ = result;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::function<Status()> job_;
+  bool running_ = false, stopping_ = false;
+  Status failure_;
+  std::thread thread_;
 };
 
 void AddCounters(CampaignCounters& into, const CampaignCounters& from) {
@@ -131,6 +193,10 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb, publi
   std::unique_ptr<StandbyReplicas> standby_;  // with standby_replicas > 0
   std::set<uint32_t> owned_;              // partitions assigned to this instance
   std::map<int32_t, Partition> partitions_;
+  // With a Kafka source: replicates and writes each commit group while the
+  // next events are processed. Declared after what its jobs use, so that it
+  // stops first.
+  std::unique_ptr<BackgroundCommit> background_;
   Status callback_error_;  // a failure inside a librdkafka callback, raised by Run()
 
   EventDecoder decoder_;
@@ -220,6 +286,7 @@ Status Daemon::Impl::Open() {
     consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
     if (!consumer_) return Status::InvalidArgument("kafka consumer: " + err);
     if (Status s = OpenChangelog(); !s.ok()) return s;
+    background_ = std::make_unique<BackgroundCommit>();
   }
   return Status::Ok();
 }
@@ -381,14 +448,22 @@ Status Daemon::Impl::CommitAll() {
   if (dead_letters_) {
     if (Status s = dead_letters_->Flush(); !s.ok()) return s;
   }
-  std::vector<RdKafka::TopicPartition*> mirror;
+  // Offsets to commit to the group once the state they pass is written.
+  struct Mirror {
+    std::vector<RdKafka::TopicPartition*> offsets;
+    ~Mirror() {
+      for (auto* tp : offsets) delete tp;
+    }
+  };
+  auto mirror_holder = std::make_shared<Mirror>();
+  std::vector<RdKafka::TopicPartition*>& mirror = mirror_holder->offsets;
   bool committed = false;
   // One changelog round trip for all partitions.
   store_->BeginCommitGroup();
   for (auto& [id, p] : partitions_) {
     bool was_dirty = p.dirty;
     if (Status s = CommitPartition(id, p); !s.ok()) {
-      for (auto* tp : mirror) delete tp;
+      if (background_) (void)background_->Wait();
       (void)store_->EndCommitGroup();
       return s;
     }
@@ -400,19 +475,20 @@ Status Daemon::Impl::CommitAll() {
       mirror.push_back(RdKafka::TopicPartition::create(config_.kafka_source->topic, id, p.next_offset));
     }
   }
-  if (Status s = store_->EndCommitGroup(); !s.ok()) {
-    for (auto* tp : mirror) delete tp;
-    return s;
-  }
   mirror_again_ = false;
-  if (!mirror.empty()) {
-    consumer_->commitAsync(mirror);
-    for (auto* tp : mirror) delete tp;
-  }
+  // The group's records go to the changelog, then RocksDB, then the group
+  // offsets; only then may the dispatcher see its actions.
+  auto group = std::make_shared<StateStore::CommitGroup>(store_->TakeCommitGroup());
+  auto finish = [this, group, mirror_holder]() -> Status {
+    if (Status s = store_->WriteCommitGroup(std::move(*group)); !s.ok()) return s;
+    if (!mirror_holder->offsets.empty()) consumer_->commitAsync(mirror_holder->offsets);
+    dispatcher_->Notify();
+    return Status::Ok();
+  };
+  if (Status s = background_ ? background_->Start(finish) : finish(); !s.ok()) return s;
   uncommitted_ = 0;
   fired_at_commit_ = sink_.fired;
   last_commit_ = Clock::now();
-  dispatcher_->Notify();
   std::lock_guard lock(stats_mu_);
   stats_.commits += committed;
   stats_.events = counts_.events;
@@ -495,6 +571,12 @@ void Daemon::Impl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::Error
   {
     std::lock_guard lock(stats_mu_);
     ++stats_.rebalances;
+  }
+  // Restores, revocations and dropped batches start from written state.
+  if (Status s = background_->Wait(); !s.ok()) {
+    callback_error_ = s;
+    stop_ = true;
+    return;
   }
   if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
     for (auto* tp : partitions) {
@@ -688,6 +770,10 @@ Status Daemon::Impl::RunFile() {
 Status Daemon::Impl::Shutdown() {
   standby_.reset();  // its thread asks consumer_ for committed offsets
   Status result = CommitAll();
+  if (background_) {
+    Status written = background_->Wait();
+    if (result.ok()) result = written;
+  }
   if (consumer_) {
     // close() revokes what is assigned (committing each partition) and
     // leaves the group.

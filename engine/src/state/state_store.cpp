@@ -339,6 +339,7 @@ Status StateStore::Replicate(uint32_t partition, std::string_view position, cons
 }
 
 Result<std::optional<int64_t>> StateStore::GetChangelogOffset(uint32_t partition) {
+  WaitForTakenGroups();
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, MetaKey(kChangelogPrefix, partition), &value);
   if (s.IsNotFound()) return std::optional<int64_t>();
@@ -413,6 +414,7 @@ Status StateStore::DropPartition(uint32_t partition) {
 }
 
 Status StateStore::GetProfile(uint32_t partition, std::string_view customer, std::string* value, bool* found) {
+  WaitForTakenGroups();
   std::string key;
   AppendProfileKey(&key, partition, customer);
   rocksdb::PinnableSlice slice;
@@ -429,6 +431,7 @@ Status StateStore::GetProfile(uint32_t partition, std::string_view customer, std
 
 Status StateStore::ForEachProfile(uint32_t partition,
                                   const std::function<void(std::string_view, std::string_view)>& fn) {
+  WaitForTakenGroups();
   const std::string begin = PartitionPrefix(partition), end = PrefixEnd(partition);
   rocksdb::Slice upper(end);
   rocksdb::ReadOptions ro;
@@ -442,6 +445,7 @@ Status StateStore::ForEachProfile(uint32_t partition,
 }
 
 Status StateStore::ForEachTimer(uint32_t partition, const std::function<void(std::string_view)>& fn) {
+  WaitForTakenGroups();
   const std::string begin = PartitionPrefix(partition), end = PrefixEnd(partition);
   rocksdb::Slice upper(end);
   rocksdb::ReadOptions ro;
@@ -452,6 +456,7 @@ Status StateStore::ForEachTimer(uint32_t partition, const std::function<void(std
 }
 
 Result<std::optional<EventTime>> StateStore::GetClock(uint32_t partition) {
+  WaitForTakenGroups();
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, MetaKey(kClockPrefix, partition), &value);
   if (s.IsNotFound()) return std::optional<EventTime>();
@@ -463,6 +468,7 @@ Result<std::optional<EventTime>> StateStore::GetClock(uint32_t partition) {
 }
 
 Result<std::string> StateStore::GetPosition(uint32_t partition) {
+  WaitForTakenGroups();
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, MetaKey(kPositionPrefix, partition), &value);
   if (s.IsNotFound()) return std::string();
@@ -526,9 +532,7 @@ Status StateStore::Commit(CommitBatch& batch) {
     if (Status s = FromRocks(batch.batch_->Iterate(&collector), "reading a commit batch"); !s.ok()) return s;
     const auto partition = static_cast<uint32_t>(batch.partition_);
     if (grouping_) {
-      auto handed = listener_->OnChanges(partition, batch.position_, changes, false);
-      if (!handed.ok()) return handed.status();
-      held_.push_back(HeldBatch{partition, std::move(batch.batch_)});
+      held_.batches_.push_back(CommitGroup::Held{partition, batch.position_, std::move(batch.batch_)});
       batch.batch_ = std::make_unique<rocksdb::WriteBatch>();
       batch.Clear();
       return Status::Ok();
@@ -570,26 +574,59 @@ Status StateStore::Commit(CommitBatch& batch) {
   return s;
 }
 
+StateStore::CommitGroup::CommitGroup() = default;
+StateStore::CommitGroup::~CommitGroup() = default;
+StateStore::CommitGroup::CommitGroup(CommitGroup&&) noexcept = default;
+StateStore::CommitGroup& StateStore::CommitGroup::operator=(CommitGroup&&) noexcept = default;
+
 void StateStore::BeginCommitGroup() { grouping_ = listener_ != nullptr; }
 
-Status StateStore::EndCommitGroup() {
+StateStore::CommitGroup StateStore::TakeCommitGroup() {
   grouping_ = false;
-  std::vector<HeldBatch> held = std::move(held_);
-  held_.clear();
-  if (held.empty()) return Status::Ok();
-  if (Status s = listener_->Sync(); !s.ok()) return s;
-  rocksdb::WriteOptions wo;
-  wo.sync = options_.sync;
-  // One write per partition: each is atomic on its own, as without a group.
-  for (HeldBatch& h : held) {
-    if (int64_t end = listener_->EndOffset(h.partition); end >= 0) {
-      std::string value;
-      coding::PutBigEndian64(&value, static_cast<uint64_t>(end));
-      h.batch->Put(meta_, MetaKey(kChangelogPrefix, h.partition), value);
+  CommitGroup group = std::move(held_);
+  held_.batches_.clear();
+  if (!group.empty()) ++taken_groups_;
+  return group;
+}
+
+Status StateStore::WriteCommitGroup(CommitGroup group) {
+  if (group.empty()) return Status::Ok();
+  auto write = [&]() -> Status {
+    std::vector<StateChange> changes;
+    for (CommitGroup::Held& h : group.batches_) {
+      changes.clear();
+      ChangeCollector collector(&changes, profiles_->GetID(), timers_->GetID(), outbox_->GetID());
+      if (Status s = FromRocks(h.batch->Iterate(&collector), "reading a commit batch"); !s.ok()) return s;
+      auto handed = listener_->OnChanges(h.partition, h.position, changes, false);
+      if (!handed.ok()) return handed.status();
     }
-    if (Status s = FromRocks(db_->Write(wo, h.batch.get()), "committing state"); !s.ok()) return s;
+    if (Status s = listener_->Sync(); !s.ok()) return s;
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync;
+    // One write per partition: each is atomic on its own, as without a group.
+    for (CommitGroup::Held& h : group.batches_) {
+      if (int64_t end = listener_->EndOffset(h.partition); end >= 0) {
+        std::string value;
+        coding::PutBigEndian64(&value, static_cast<uint64_t>(end));
+        h.batch->Put(meta_, MetaKey(kChangelogPrefix, h.partition), value);
+      }
+      if (Status s = FromRocks(db_->Write(wo, h.batch.get()), "committing state"); !s.ok()) return s;
+    }
+    return Status::Ok();
+  };
+  Status result = write();
+  {
+    std::lock_guard lock(taken_mu_);
+    --taken_groups_;
   }
-  return Status::Ok();
+  taken_cv_.notify_all();
+  return result;
+}
+
+void StateStore::WaitForTakenGroups() {
+  if (taken_groups_.load() == 0) return;
+  std::unique_lock lock(taken_mu_);
+  taken_cv_.wait(lock, [this] { return taken_groups_.load() == 0; });
 }
 
 Result<uint64_t> StateStore::NextOutboxSequence(uint32_t partition) {
@@ -693,6 +730,7 @@ StateStore::FamilyBytes StateStore::ApproximateBytes() {
 }
 
 Result<std::vector<uint32_t>> StateStore::Partitions() {
+  WaitForTakenGroups();
   std::set<uint32_t> found;
   // Skips from one partition's first key to the next partition's range.
   for (rocksdb::ColumnFamilyHandle* family : {profiles_, timers_, outbox_}) {

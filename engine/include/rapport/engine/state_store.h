@@ -34,6 +34,8 @@
 // (a read-only Open takes no lock and does not conflict).
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -187,13 +189,41 @@ class StateStore {
 
   // Writes the batch atomically and clears it; the listener sees it first.
   Status Commit(CommitBatch& batch);
-  // A commit group: between the two, Commit() hands each batch to the
-  // listener without waiting and holds it; EndCommitGroup() waits for the
-  // listener once, then writes every held batch with its checkpoint. So a
-  // daemon with many partitions pays one replica round trip per commit
-  // cycle, not one per partition. Without a listener Commit() writes at once.
+  // A commit group: after BeginCommitGroup(), Commit() holds each batch
+  // instead of writing it; WriteCommitGroup() hands them all to the listener
+  // without waiting, waits for it once, then writes every batch with its
+  // checkpoint. So a daemon with many partitions pays one replica round trip
+  // per commit cycle, not one per partition. Without a listener Commit()
+  // writes at once and the group is empty.
+  //
+  // TakeCommitGroup() ends the grouping and returns the held batches, so that
+  // WriteCommitGroup() can run on another thread while the taker goes on
+  // building the next group; groups must be written in the order taken, one
+  // at a time. Until a taken group is written, reads of profiles, timers,
+  // clocks, positions and checkpoints wait for it: a processor may evict a
+  // profile from its cache once committed, and must read it back as
+  // committed.
+  class CommitGroup {
+   public:
+    CommitGroup();
+    ~CommitGroup();
+    CommitGroup(CommitGroup&&) noexcept;
+    CommitGroup& operator=(CommitGroup&&) noexcept;
+    bool empty() const { return batches_.empty(); }
+
+   private:
+    friend class StateStore;
+    struct Held {
+      uint32_t partition;
+      std::string position;
+      std::unique_ptr<rocksdb::WriteBatch> batch;
+    };
+    std::vector<Held> batches_;
+  };
   void BeginCommitGroup();
-  Status EndCommitGroup();
+  CommitGroup TakeCommitGroup();
+  Status WriteCommitGroup(CommitGroup group);
+  Status EndCommitGroup() { return WriteCommitGroup(TakeCommitGroup()); }
 
   // Replication. The listener is set once, before any write; may be null.
   void SetChangeListener(StateChangeListener* listener) { listener_ = listener; }
@@ -248,13 +278,15 @@ class StateStore {
   rocksdb::ColumnFamilyHandle* Family(StateFamily family) const;
   void RememberSymbol(std::string_view key_after_prefix, uint32_t id);
 
+  // Blocks while a taken commit group is not yet written.
+  void WaitForTakenGroups();
+
   StateChangeListener* listener_ = nullptr;
   bool grouping_ = false;
-  struct HeldBatch {
-    uint32_t partition;
-    std::unique_ptr<rocksdb::WriteBatch> batch;
-  };
-  std::vector<HeldBatch> held_;
+  CommitGroup held_;
+  std::atomic<int> taken_groups_{0};
+  std::mutex taken_mu_;
+  std::condition_variable taken_cv_;
   mutable std::mutex symbols_mu_;
   // [partition BE32][kind][name] -> id
   std::unordered_map<std::string, uint32_t> symbols_;
