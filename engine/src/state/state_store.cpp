@@ -526,10 +526,6 @@ class SortedOps final : public rocksdb::WriteBatch::Handler {
 Status StateStore::Commit(CommitBatch& batch) {
   if (batch.Count() == 0) return Status::Ok();
   if (listener_ != nullptr && batch.partition_ >= 0) {
-    std::vector<StateChange> changes;
-    changes.reserve(batch.Count());
-    ChangeCollector collector(&changes, profiles_->GetID(), timers_->GetID(), outbox_->GetID());
-    if (Status s = FromRocks(batch.batch_->Iterate(&collector), "reading a commit batch"); !s.ok()) return s;
     const auto partition = static_cast<uint32_t>(batch.partition_);
     if (grouping_) {
       held_.batches_.push_back(CommitGroup::Held{partition, batch.position_, std::move(batch.batch_)});
@@ -537,6 +533,10 @@ Status StateStore::Commit(CommitBatch& batch) {
       batch.Clear();
       return Status::Ok();
     }
+    std::vector<StateChange> changes;
+    changes.reserve(batch.Count());
+    ChangeCollector collector(&changes, profiles_->GetID(), timers_->GetID(), outbox_->GetID());
+    if (Status s = FromRocks(batch.batch_->Iterate(&collector), "reading a commit batch"); !s.ok()) return s;
     if (Status s = Replicate(partition, batch.position_, changes, true, batch.batch_.get()); !s.ok()) return s;
   }
   rocksdb::WriteOptions wo;
