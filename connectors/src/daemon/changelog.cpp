@@ -60,6 +60,32 @@ std::optional<int64_t> ParseInt(std::string_view text) {
   return v;
 }
 
+// Records produced, numbered in order, and how far from the first one every
+// record has its delivery report (which arrive out of order across
+// partitions): a Sync() waits until that passes the records it covers.
+// No allocation per record, unlike a set of those in flight.
+class AckWindow {
+ public:
+  uintptr_t Produced() {
+    acknowledged_.push_back(false);
+    return first_ + acknowledged_.size() - 1;
+  }
+  void Acknowledged(uintptr_t sequence) {
+    if (sequence < first_ || sequence - first_ >= acknowledged_.size()) return;
+    acknowledged_[sequence - first_] = true;
+    while (!acknowledged_.empty() && acknowledged_.front()) {
+      acknowledged_.pop_front();
+      ++first_;
+    }
+  }
+  uintptr_t first_unacknowledged() const { return first_; }
+  uintptr_t next() const { return first_ + acknowledged_.size(); }
+
+ private:
+  uintptr_t first_ = 0;
+  std::deque<bool> acknowledged_;
+};
+
 std::string Count(uint64_t n) {
   std::string digits = std::to_string(n), out;
   for (size_t i = 0; i < digits.size(); ++i) {
@@ -129,7 +155,7 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
 
   void dr_cb(RdKafka::Message& message) override {
     std::lock_guard lock(mu_);
-    in_flight_.erase(reinterpret_cast<uintptr_t>(message.msg_opaque()));
+    acks_.Acknowledged(reinterpret_cast<uintptr_t>(message.msg_opaque()));
     if (message.err() != RdKafka::ERR_NO_ERROR) {
       if (first_error_.empty()) first_error_ = message.errstr();
       return;
@@ -224,8 +250,7 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
       uintptr_t sequence;
       {
         std::lock_guard lock(mu_);
-        sequence = next_sequence_++;
-        in_flight_.insert(sequence);
+        sequence = acks_.Produced();
       }
       for (;;) {
         RdKafka::ErrorCode e = producer_->produce(
@@ -240,7 +265,7 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
         delete headers;
         {
           std::lock_guard lock(mu_);
-          in_flight_.erase(sequence);
+          acks_.Acknowledged(sequence);  // nothing to wait for: the caller gets the error
         }
         return Status::Unavailable("changelog " + options_.topic + "[" + std::to_string(partition) +
                                    "]: " + RdKafka::err2str(e));
@@ -259,12 +284,12 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
     uintptr_t target;
     {
       std::lock_guard lock(mu_);
-      target = next_sequence_;
+      target = acks_.next();
     }
     for (;;) {
       {
         std::lock_guard lock(mu_);
-        if (in_flight_.empty() || *in_flight_.begin() >= target) break;
+        if (acks_.first_unacknowledged() >= target) break;
       }
       producer_->flush(1);
     }
@@ -393,8 +418,7 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
   std::mutex mu_;
   std::map<int32_t, int64_t> ends_;
   std::string first_error_;
-  uintptr_t next_sequence_ = 0;   // of the next record produced
-  std::set<uintptr_t> in_flight_;  // produced, no delivery report yet
+  AckWindow acks_;
 };
 
 Result<std::unique_ptr<Changelog>> Changelog::Open(const ChangelogOptions& options) {
