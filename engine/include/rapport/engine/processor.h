@@ -162,6 +162,9 @@ class Processor {
   Status Commit(std::string_view position);
   // Swaps the rule set; takes effect for the next event.
   Status SetRules(std::shared_ptr<const rules::RuleSet> rules);
+  // Changes ProcessorOptions::cache_capacity; a smaller bound takes effect
+  // at the next commit. For a process whose processors share one budget.
+  void SetCacheCapacity(size_t profiles) { options_.cache_capacity = profiles; }
 
   // The stream clock: the largest event time seen (nullopt before any).
   std::optional<EventTime> clock() const;
