@@ -144,7 +144,7 @@ void AddReplayCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--coupon-secret", args->coupon_secret, "Secret for coupon codes (default: $RAPPORT_COUPON_SECRET)");
   cmd->add_option("--commit-every", args->commit_every, "Events per state commit group (default 1000000)");
   cmd->add_option("--cache-capacity", args->cache_capacity,
-                  "Customer profiles kept in memory between commits (default 1048576)");
+                  "Customer profiles kept in memory between commits, in total: --threads share it (default 1048576)");
   cmd->add_option("--threads", args->threads,
                   "Processors running in parallel, customers split between them (default: the cores this process may use, " +
                       std::to_string(args->threads) +

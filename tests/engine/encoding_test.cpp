@@ -154,3 +154,92 @@ TEST_CASE("corrupt profile bytes are a Corruption status, never a crash") {
   CHECK(DecodeProfile(wrong, &q).message().find("version 99") != std::string::npos);
   CHECK(DecodeProfile(bytes + "x", &q).code() == StatusCode::kCorruption);
 }
+
+TEST_CASE("the cached form gives back exactly the profile encoded, and the stored form when it can") {
+  Profile p;
+  p.first_seen_ms = 1767225600000;
+  p.last_seen_ms = p.first_seen_ms + 5000;
+  p.Type(3).count = 2;
+  p.Type(3).last_ms = p.last_seen_ms;
+  p.Campaign(7).armed_due_ms = p.last_seen_ms + 1000;
+  p.Campaign(4);  // holds nothing: the stored form drops it, the cached one keeps its place
+  p.Campaign(9).fired = 1;
+  p.Campaign(9).last_fired_ms = p.first_seen_ms;
+
+  std::string cached, stored;
+  CHECK_FALSE(EncodeProfile(p, &cached, ProfileForm::kCached));
+  CHECK(EncodeProfile(p, &stored));
+  CHECK(cached != stored);
+  Profile q;
+  REQUIRE(DecodeProfile(cached, &q, ProfileForm::kCached).ok());
+  REQUIRE(q.campaigns.size() == 3);
+  CHECK(q.campaigns[0].campaign == 7);
+  CHECK(q.campaigns[1].campaign == 4);
+  CHECK(q.campaigns[1].empty());
+  CHECK(q.campaigns[2].campaign == 9);
+  p.Compact();
+  std::string compacted;
+  CHECK(EncodeProfile(p, &compacted, ProfileForm::kCached));
+  CHECK(compacted == stored);
+
+  // Events only of uncounted types: first_seen without a type entry.
+  Profile untyped;
+  untyped.first_seen_ms = 0;  // 1970-01-01, which must not read as unset
+  untyped.last_seen_ms = 10;
+  cached.clear();
+  CHECK_FALSE(EncodeProfile(untyped, &cached, ProfileForm::kCached));
+  REQUIRE(DecodeProfile(cached, &q, ProfileForm::kCached).ok());
+  CHECK(q.first_seen_ms == 0);
+  CHECK(q.last_seen_ms == 10);
+  CHECK(DecodeProfile(cached, &q).code() == StatusCode::kCorruption);  // not a stored profile
+  Profile fresh;
+  cached.clear();
+  CHECK(EncodeProfile(fresh, &cached, ProfileForm::kCached));
+  REQUIRE(DecodeProfile(cached, &q, ProfileForm::kCached).ok());
+  CHECK(q.first_seen_ms == kNoTime);
+  CHECK(q.last_seen_ms == kNoTime);
+}
+
+TEST_CASE("decoding into a used profile leaves nothing of the previous one") {
+  Profile big;
+  big.first_seen_ms = 100;
+  big.last_seen_ms = 200;
+  big.total_spent_cents = 5;
+  big.stage = 2;
+  for (uint32_t t = 0; t < 4; ++t) big.Type(t).count = 1;
+  big.Campaign(1).fired = 3;
+  big.Campaign(1).last_fired_ms = 150;
+  big.Campaign(1).recent_ms = {120, 150};
+  big.Campaign(1).last_held_out = true;
+  big.Aggregate(0).kind = AggregateState::Kind::kString;
+  big.Aggregate(0).text = "EUR";
+  big.Aggregate(0).window = {{100, 1}};
+  Profile small;
+  small.first_seen_ms = 300;
+  small.last_seen_ms = 300;
+  small.Type(2).count = 1;
+  small.Type(2).last_ms = 300;
+  small.Campaign(1).armed_due_ms = 400;
+  small.Aggregate(0).kind = AggregateState::Kind::kNumber;
+  small.Aggregate(0).number = 7;
+
+  std::string big_bytes, small_bytes, again;
+  EncodeProfile(big, &big_bytes);
+  EncodeProfile(small, &small_bytes);
+  Profile q;
+  REQUIRE(DecodeProfile(big_bytes, &q).ok());
+  REQUIRE(DecodeProfile(small_bytes, &q).ok());
+  EncodeProfile(q, &again);
+  CHECK(again == small_bytes);
+  CHECK(q.total_spent_cents == 0);
+  CHECK(q.stage == 0);
+  REQUIRE(q.campaigns.size() == 1);
+  CHECK(q.campaigns[0].fired == 0);
+  CHECK(q.campaigns[0].last_fired_ms == kNoTime);
+  CHECK(q.campaigns[0].recent_ms.empty());
+  CHECK_FALSE(q.campaigns[0].last_held_out);
+  REQUIRE(q.aggregates.size() == 1);
+  CHECK(q.aggregates[0].text.empty());
+  CHECK(q.aggregates[0].window.empty());
+  CHECK(q.aggregates[0].number == 7);
+}

@@ -162,6 +162,7 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb, publi
 
   void Log(const std::string& line) { options_.log(line); }
   Result<Partition*> OpenPartition(int32_t partition);
+  void ShareCacheCapacity();
   Status ClosePartition(int32_t partition);
   // Decodes and applies one event; rejected ones go to the dead letters.
   Status Handle(Partition& p, std::string_view text, bool too_long, const DeadLetter& where);
@@ -368,11 +369,12 @@ Result<Daemon::Impl::Partition*> Daemon::Impl::OpenPartition(int32_t id) {
   po.partition = static_cast<uint32_t>(id);
   po.coupon_secret = config_.coupon_secret;
   po.outbox = true;
-  po.cache_capacity = std::max<size_t>(1024, config_.cache_capacity / std::max<size_t>(1, partitions_.size() + 1));
+  po.cache_capacity = std::max<size_t>(1, config_.cache_capacity / (partitions_.size() + 1));
   auto processor = Processor::Open(*store_, rules_, sink_, po);
   if (!processor.ok()) return processor.status();
   Partition& p = partitions_[id];
   p.processor = std::move(*processor);
+  ShareCacheCapacity();
   p.last_event = Clock::now();
   auto position = store_->GetPosition(po.partition);
   if (!position.ok()) return position.status();
@@ -406,8 +408,17 @@ Status Daemon::Impl::ClosePartition(int32_t id) {
     AddCounters(closed_counters_[campaign], counters);
   }
   partitions_.erase(it);
+  ShareCacheCapacity();
   dispatcher_->Notify();
   return Status::Ok();
+}
+
+// cache_capacity bounds the profiles of the whole process: each partition
+// owned gets an equal share, recomputed as partitions come and go.
+void Daemon::Impl::ShareCacheCapacity() {
+  if (partitions_.empty()) return;
+  const size_t share = std::max<size_t>(1, config_.cache_capacity / partitions_.size());
+  for (auto& [id, p] : partitions_) p.processor->SetCacheCapacity(share);
 }
 
 Status Daemon::Impl::Handle(Partition& p, std::string_view text, bool too_long, const DeadLetter& where) {
@@ -623,6 +634,7 @@ void Daemon::Impl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::Error
     owned_.erase(static_cast<uint32_t>(tp->partition()));
     if (lost) {
       partitions_.erase(tp->partition());
+      ShareCacheCapacity();
       continue;
     }
     auto it = partitions_.find(tp->partition());

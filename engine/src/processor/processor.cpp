@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "profile_cache.h"
 #include "rapport/engine/json_writer.h"
 
 namespace rapport {
@@ -194,7 +195,7 @@ class Processor::Evaluation : public rules::EvalContext {
 };
 
 Processor::Processor(StateStore& store, ActionSink& sink, const ProcessorOptions& options)
-    : store_(store), sink_(sink), options_(options), batch_(store) {}
+    : store_(store), sink_(sink), options_(options), cache_(std::make_unique<ProfileCache>()), batch_(store) {}
 
 Processor::~Processor() = default;
 
@@ -344,103 +345,79 @@ Status Processor::LoadTimers() {
 }
 
 namespace {
-// A cache table slot: the hash's high 32 bits and the pool index plus one;
-// 0 is an empty slot.
-constexpr uint64_t kEmptySlot = 0;
-uint64_t SlotOf(size_t hash, uint32_t index) { return (static_cast<uint64_t>(hash) & ~0xFFFFFFFFull) | (index + 1); }
-uint32_t SlotIndex(uint64_t slot) { return static_cast<uint32_t>(slot) - 1; }
+// A profile as a new customer starts, keeping the vectors' capacity.
+void ResetProfile(Profile* p) {
+  p->first_seen_ms = kNoTime;
+  p->last_seen_ms = kNoTime;
+  p->total_spent_cents = 0;
+  p->stage = 0;
+  p->types.clear();
+  p->campaigns.clear();
+  p->aggregates.clear();
+}
 }  // namespace
 
-void Processor::InsertSlot(size_t hash, uint32_t index) {
-  const size_t mask = table_.size() - 1;
-  size_t i = hash & mask;
-  while (table_[i] != kEmptySlot) i = (i + 1) & mask;
-  table_[i] = SlotOf(hash, index);
-}
-
-void Processor::RebuildTable(size_t slots) {
-  table_.assign(slots, kEmptySlot);
-  for (size_t i = 0; i < pool_.size(); ++i) {
-    if (pool_[i].live) InsertSlot(Hash()(pool_[i].customer), static_cast<uint32_t>(i));
-  }
-}
-
 Result<Processor::CachedProfile*> Processor::Load(std::string_view customer) {
-  const size_t hash = Hash()(customer);
-  const size_t mask = table_.size() - 1;
-  for (size_t i = hash & mask; table_[i] != kEmptySlot; i = (i + 1) & mask) {
-    if ((table_[i] ^ hash) >> 32 != 0) continue;
-    CachedProfile& cached = pool_[SlotIndex(table_[i])];
-    if (cached.customer == customer) {
-      cached.referenced = true;
-      return &cached;
+  // Timers firing for one customer, then its event, find it still decoded.
+  if (current_.entry != CachedProfile::kNoEntry && current_.customer == customer) return &current_;
+  Release();
+  const size_t hash = ProfileCache::HashOf(customer);
+  uint32_t entry = cache_->Find(customer, hash);
+  Profile& profile = current_.profile;
+  if (entry != ProfileCache::kNotFound) {
+    const std::string_view bytes = cache_->bytes(entry);
+    if (bytes.empty()) {
+      ResetProfile(&profile);
+    } else if (Status s = DecodeProfile(bytes, &profile, ProfileForm::kCached); !s.ok()) {
+      return Status::Corruption("cached profile of customer " + std::string(customer) + ": " + s.message());
+    }
+  } else {
+    bool found = false;
+    // In a partition that started empty, only evicted profiles can be in the
+    // store: a customer the filter has never seen is new, without a read.
+    if (!fresh_partition_ || MayHaveBeenEvicted(hash)) {
+      if (Status s = store_.GetProfile(options_.partition, customer, &encoded_, &found); !s.ok()) return s;
+    }
+    if (found) {
+      if (Status s = DecodeProfile(encoded_, &profile); !s.ok()) {
+        return Status::Corruption("profile of customer " + std::string(customer) + ": " + s.message());
+      }
+      ++stats_.profiles_loaded;
+    } else {
+      ResetProfile(&profile);
+      encoded_.clear();
+      ++stats_.profiles_created;
+    }
+    // Stored bytes decode the same in the cached form.
+    entry = cache_->Insert(customer, hash, encoded_);
+  }
+  current_.entry = entry;
+  current_.customer.assign(customer);
+  current_.modified = false;
+  // A clean profile's armed timers are those its last commit wrote (or the
+  // store's, as it was loaded with them).
+  if (!cache_->dirty(entry)) {
+    loaded_timers_.clear();
+    for (const CampaignState& c : profile.campaigns) {
+      if (c.armed_due_ms != kNoTime) loaded_timers_.emplace_back(c.campaign, c.armed_due_ms);
     }
   }
-  Profile profile;
-  bool found = false;
-  // In a partition that started empty, only evicted profiles can be in the
-  // store: a customer the filter has never seen is new, without a read.
-  if (!fresh_partition_ || MayHaveBeenEvicted(hash)) {
-    if (Status s = store_.GetProfile(options_.partition, customer, &encoded_, &found); !s.ok()) return s;
-  }
-  if (found) {
-    if (Status s = DecodeProfile(encoded_, &profile); !s.ok()) {
-      return Status::Corruption("profile of customer " + std::string(customer) + ": " + s.message());
-    }
-    ++stats_.profiles_loaded;
-  } else {
-    ++stats_.profiles_created;
-  }
-  uint32_t index;
-  if (free_.empty()) {
-    index = static_cast<uint32_t>(pool_.size());
-    pool_.emplace_back();
-  } else {
-    index = free_.back();
-    free_.pop_back();
-  }
-  CachedProfile& cached = pool_[index];
-  cached.customer.assign(customer);
-  cached.profile = std::move(profile);
-  cached.live = true;
-  cached.referenced = true;
-  // The store's timer index matches the profile it was committed with.
-  cached.stored_timers.clear();
-  for (const CampaignState& c : cached.profile.campaigns) {
-    if (c.armed_due_ms != kNoTime) cached.stored_timers.emplace_back(c.campaign, c.armed_due_ms);
-  }
-  ++cached_count_;
-  if (cached_count_ * 2 > table_.size()) {
-    RebuildTable(table_.size() * 2);
-  } else {
-    InsertSlot(hash, index);
-  }
-  return &cached;
+  return &current_;
 }
 
-// Drops clean profiles, down to three quarters of the bound, in the order of
-// a clock sweep: one used since the sweep last passed gets another round.
-void Processor::Evict() {
-  const size_t target = options_.cache_capacity / 4 * 3;
-  for (size_t seen = 0; cached_count_ > target && seen < 2 * pool_.size(); ++seen) {
-    if (sweep_ >= pool_.size()) sweep_ = 0;
-    CachedProfile& cached = pool_[sweep_];
-    if (cached.live) {
-      if (cached.referenced) {
-        cached.referenced = false;
-      } else {
-        if (fresh_partition_) NoteEvicted(Hash()(cached.customer));
-        cached.live = false;
-        cached.profile = Profile();
-        cached.stored_timers = {};
-        cached.customer = std::string();
-        free_.push_back(static_cast<uint32_t>(sweep_));
-        --cached_count_;
-      }
-    }
-    ++sweep_;
-  }
-  RebuildTable(table_.size());
+void Processor::Release() {
+  if (current_.entry == CachedProfile::kNoEntry) return;
+  const uint32_t entry = current_.entry;
+  current_.entry = CachedProfile::kNoEntry;
+  if (!current_.modified) return;
+  encoded_.clear();
+  const bool stored_form = EncodeProfile(current_.profile, &encoded_, ProfileForm::kCached);
+  cache_->SetBytes(entry, encoded_, stored_form);
+  if (cache_->dirty(entry)) return;
+  cache_->set_dirty(entry, true);
+  const auto begin = static_cast<uint32_t>(stored_timers_.size());
+  stored_timers_.insert(stored_timers_.end(), loaded_timers_.begin(), loaded_timers_.end());
+  dirty_.push_back(DirtyProfile{entry, begin, static_cast<uint32_t>(stored_timers_.size())});
 }
 
 // A Bloom filter with one 64-bit word per key: four bits of the word the
@@ -469,13 +446,6 @@ bool Processor::MayHaveBeenEvicted(size_t hash) const {
   if (evicted_count_ > evicted_filter_.size() * 4) return true;
   const uint64_t bits = FilterBits(hash);
   return (evicted_filter_[hash & (evicted_filter_.size() - 1)] & bits) == bits;
-}
-
-void Processor::MarkDirty(CachedProfile* p) {
-  if (!p->dirty) {
-    p->dirty = true;
-    dirty_.push_back(p);
-  }
 }
 
 Result<uint32_t> Processor::EventTypeSymbol(std::string_view type, std::optional<uint32_t> rule_index) {
@@ -956,7 +926,7 @@ Processor::Prefix Processor::KeyPrefix(std::string_view key) {
 
 // Collects the profile's timer keys that changed since the last commit: a
 // timer re-armed many times between two commits costs one write.
-void Processor::CollectTimerChanges(CachedProfile* p) {
+void Processor::CollectTimerChanges(std::string_view customer, const Profile& profile, const DirtyProfile& dirty) {
   auto campaign_id = [this](uint32_t symbol) -> std::string_view {
     if (symbol < campaign_by_symbol_.size() && campaign_by_symbol_[symbol] >= 0) {
       return rules_->campaigns[campaign_by_symbol_[symbol]].id;
@@ -966,31 +936,29 @@ void Processor::CollectTimerChanges(CachedProfile* p) {
   };
   auto add = [&](int64_t due, uint32_t symbol, bool put) {
     const size_t offset = timer_keys_.size();
-    AppendTimerKey(&timer_keys_, options_.partition, EventTime{due}, p->customer, campaign_id(symbol));
+    AppendTimerKey(&timer_keys_, options_.partition, EventTime{due}, customer, campaign_id(symbol));
     const size_t size = timer_keys_.size() - offset;
     timer_writes_.push_back(TimerWrite{KeyPrefix(std::string_view(timer_keys_).substr(offset, size)), offset, size, put});
   };
   auto armed = [&](uint32_t symbol) -> int64_t {
-    for (const CampaignState& c : p->profile.campaigns) {
+    for (const CampaignState& c : profile.campaigns) {
       if (c.campaign == symbol) return c.armed_due_ms;
     }
     return kNoTime;
   };
-  for (const auto& [symbol, due] : p->stored_timers) {
-    if (armed(symbol) != due) add(due, symbol, false);
+  const auto stored_begin = stored_timers_.begin() + dirty.timers_begin;
+  const auto stored_end = stored_timers_.begin() + dirty.timers_end;
+  for (auto it = stored_begin; it != stored_end; ++it) {
+    if (armed(it->first) != it->second) add(it->second, it->first, false);
   }
   auto stored = [&](uint32_t symbol) -> int64_t {
-    for (const auto& [s, due] : p->stored_timers) {
-      if (s == symbol) return due;
+    for (auto it = stored_begin; it != stored_end; ++it) {
+      if (it->first == symbol) return it->second;
     }
     return kNoTime;
   };
-  for (const CampaignState& c : p->profile.campaigns) {
+  for (const CampaignState& c : profile.campaigns) {
     if (c.armed_due_ms != kNoTime && stored(c.campaign) != c.armed_due_ms) add(c.armed_due_ms, c.campaign, true);
-  }
-  p->stored_timers.clear();
-  for (const CampaignState& c : p->profile.campaigns) {
-    if (c.armed_due_ms != kNoTime) p->stored_timers.emplace_back(c.campaign, c.armed_due_ms);
   }
 }
 
@@ -1001,24 +969,35 @@ Status Processor::Commit(std::string_view position) {
   // order changes nothing else.
   // Sorting on a copy of each key's first 16 bytes keeps the comparisons
   // out of cold memory (ids are rarely longer).
+  Release();
   sorted_dirty_.clear();
-  for (CachedProfile* p : dirty_) sorted_dirty_.push_back(SortKey{KeyPrefix(p->customer), p});
-  std::sort(sorted_dirty_.begin(), sorted_dirty_.end(), [](const SortKey& a, const SortKey& b) {
+  for (const DirtyProfile& d : dirty_) sorted_dirty_.push_back(SortKey{KeyPrefix(cache_->customer(d.entry)), d});
+  std::sort(sorted_dirty_.begin(), sorted_dirty_.end(), [this](const SortKey& a, const SortKey& b) {
     if (a.prefix != b.prefix) return a.prefix < b.prefix;
-    return a.profile->customer < b.profile->customer;
+    return cache_->customer(a.dirty.entry) < cache_->customer(b.dirty.entry);
   });
-  for (size_t i = 0; i < dirty_.size(); ++i) dirty_[i] = sorted_dirty_[i].profile;
   timer_keys_.clear();
   timer_writes_.clear();
-  for (CachedProfile* p : dirty_) {
-    p->profile.Compact();
-    encoded_.clear();
-    EncodeProfile(p->profile, &encoded_);
-    batch_.PutProfile(options_.partition, p->customer, encoded_);
-    CollectTimerChanges(p);
-    p->dirty = false;
+  for (const SortKey& k : sorted_dirty_) {
+    const uint32_t entry = k.dirty.entry;
+    if (Status s = DecodeProfile(cache_->bytes(entry), &commit_profile_, ProfileForm::kCached); !s.ok()) {
+      return Status::Corruption("cached profile of customer " + std::string(cache_->customer(entry)) + ": " +
+                                s.message());
+    }
+    if (!cache_->stored_form(entry)) {
+      // Drops the campaign entries that hold nothing, in memory too.
+      commit_profile_.Compact();
+      encoded_.clear();
+      EncodeProfile(commit_profile_, &encoded_);
+      cache_->SetBytes(entry, encoded_, true);
+    }
+    const std::string_view customer = cache_->customer(entry);  // SetBytes may have moved it
+    batch_.PutProfile(options_.partition, customer, cache_->bytes(entry));
+    CollectTimerChanges(customer, commit_profile_, k.dirty);
+    cache_->set_dirty(entry, false);
   }
   dirty_.clear();
+  stored_timers_.clear();
   auto key_of = [this](const TimerWrite& w) { return std::string_view(timer_keys_).substr(w.offset, w.size); };
   std::sort(timer_writes_.begin(), timer_writes_.end(), [&](const TimerWrite& a, const TimerWrite& b) {
     if (a.prefix != b.prefix) return a.prefix < b.prefix;
@@ -1036,7 +1015,13 @@ Status Processor::Commit(std::string_view position) {
   if (Status s = store_.Commit(batch_); !s.ok()) return s;
   ++stats_.commits;
   // Every cached profile is clean now.
-  if (cached_count_ > options_.cache_capacity) Evict();
+  if (cache_->size() > options_.cache_capacity) {
+    // Down to three quarters of the bound, so that the next commits do not
+    // each evict a few.
+    cache_->Evict(options_.cache_capacity / 4 * 3, [this](size_t hash) {
+      if (fresh_partition_) NoteEvicted(hash);
+    });
+  }
   return Status::Ok();
 }
 

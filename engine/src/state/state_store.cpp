@@ -92,6 +92,7 @@ void CommitBatch::PutProfile(uint32_t partition, std::string_view customer, std:
   partition_ = partition;
   key_.clear();
   AppendProfileKey(&key_, partition, customer);
+  NoteKey(kProfilesFamily, key_);
   batch_->Put(store_.profiles_, key_, rocksdb::Slice(encoded.data(), encoded.size()));
 }
 
@@ -104,11 +105,13 @@ static int64_t PartitionOfKey(std::string_view key) {
 
 void CommitBatch::PutTimer(std::string_view timer_key) {
   partition_ = PartitionOfKey(timer_key);
+  NoteKey(kTimersFamily, timer_key);
   batch_->Put(store_.timers_, rocksdb::Slice(timer_key.data(), timer_key.size()), rocksdb::Slice());
 }
 
 void CommitBatch::DeleteTimer(std::string_view timer_key) {
   partition_ = PartitionOfKey(timer_key);
+  NoteKey(kTimersFamily, timer_key);
   batch_->Delete(store_.timers_, rocksdb::Slice(timer_key.data(), timer_key.size()));
 }
 
@@ -116,13 +119,17 @@ void CommitBatch::SetClock(uint32_t partition, EventTime clock) {
   partition_ = partition;
   std::string value;
   coding::PutOrderedInt64(&value, clock.ms);
-  batch_->Put(store_.meta_, MetaKey(kClockPrefix, partition), value);
+  const std::string key = MetaKey(kClockPrefix, partition);
+  NoteKey(kMetaFamily, key);
+  batch_->Put(store_.meta_, key, value);
 }
 
 void CommitBatch::SetPosition(uint32_t partition, std::string_view position) {
   partition_ = partition;
   position_.assign(position);
-  batch_->Put(store_.meta_, MetaKey(kPositionPrefix, partition), rocksdb::Slice(position.data(), position.size()));
+  const std::string key = MetaKey(kPositionPrefix, partition);
+  NoteKey(kMetaFamily, key);
+  batch_->Put(store_.meta_, key, rocksdb::Slice(position.data(), position.size()));
 }
 
 void CommitBatch::PutOutbox(uint32_t partition, uint64_t sequence, std::string_view customer, bool held_out,
@@ -136,12 +143,24 @@ void CommitBatch::PutOutbox(uint32_t partition, uint64_t sequence, std::string_v
   value_.append(customer);
   value_.push_back(held_out ? 1 : 0);
   value_.append(action_json);
+  NoteKey(kOutboxFamily, key_);
   batch_->Put(store_.outbox_, key_, value_);
 }
 
 size_t CommitBatch::Count() const { return batch_->Count(); }
+void CommitBatch::NoteKey(Family family, std::string_view key) {
+  std::string& last = last_keys_[family];
+  if (!in_order_ || (!last.empty() && std::string_view(last) >= key)) {
+    in_order_ = false;
+    return;
+  }
+  last.assign(key);
+}
+
 void CommitBatch::Clear() {
   batch_->Clear();
+  in_order_ = true;
+  for (std::string& k : last_keys_) k.clear();
   position_.clear();
   partition_ = -1;
 }
@@ -547,10 +566,13 @@ Status StateStore::Commit(CommitBatch& batch) {
   // insert searches from the top, a cache miss per level. A batch holds at
   // most one write per key, so the order does not change what it writes; a
   // stable sort keeps it so even if it did.
+  // The processor writes each family's keys in order already (and a
+  // listener's changelog checkpoint, added above, is not noted, so it sorts).
   rocksdb::WriteBatch* to_write = batch.batch_.get();
   rocksdb::WriteBatch sorted;
   SortedOps collected;
-  if (batch.Count() > 1 && to_write->Iterate(&collected).ok()) {
+  const bool in_order = batch.in_order_ && listener_ == nullptr;
+  if (!in_order && batch.Count() > 1 && to_write->Iterate(&collected).ok()) {
     auto& ops = collected.ops;
     std::stable_sort(ops.begin(), ops.end(), [](const SortedOps::Op& a, const SortedOps::Op& b) {
       return a.family != b.family ? a.family < b.family : a.key.compare(b.key) < 0;

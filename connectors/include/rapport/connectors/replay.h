@@ -45,7 +45,7 @@ struct ReplayOptions {
   std::string dead_letter_path;    // empty: rejected events are only counted
   std::string coupon_secret;
   uint64_t commit_every = 1000000;  // events per commit group
-  size_t cache_capacity = 1 << 20;  // profiles kept in memory
+  size_t cache_capacity = 1 << 20;  // profiles kept in memory, shared by the threads
   // Sees every decision (e.g. a ReportCollector for --report); null costs
   // nothing. Must outlive RunReplay.
   ProcessorTracer* tracer = nullptr;

@@ -38,6 +38,8 @@
 
 namespace rapport {
 
+class ProfileCache;
+
 // Why a campaign that matched did not send.
 #define RAPPORT_SUPPRESSIONS(X)          \
   X(kOnce, "once_per_customer")          \
@@ -160,6 +162,9 @@ class Processor {
   Status Commit(std::string_view position);
   // Swaps the rule set; takes effect for the next event.
   Status SetRules(std::shared_ptr<const rules::RuleSet> rules);
+  // Changes ProcessorOptions::cache_capacity; a smaller bound takes effect
+  // at the next commit. For a process whose processors share one budget.
+  void SetCacheCapacity(size_t profiles) { options_.cache_capacity = profiles; }
 
   // The stream clock: the largest event time seen (nullopt before any).
   std::optional<EventTime> clock() const;
@@ -170,15 +175,23 @@ class Processor {
   class Evaluation;  // the EvalContext of one campaign evaluation
 
  private:
+  // The profile being worked on, decoded from its cache entry. There is one
+  // at a time, reused for every event (so that an event allocates nothing),
+  // and it goes back to its entry, encoded, when the next profile is loaded
+  // or at the commit.
   struct CachedProfile {
+    static constexpr uint32_t kNoEntry = UINT32_MAX;
+    uint32_t entry = kNoEntry;  // in the ProfileCache
     std::string customer;
     Profile profile;
-    bool live = false;        // false: a free pool entry
-    bool dirty = false;
-    bool referenced = false;  // used since the eviction sweep last passed
-    // The armed timers (campaign symbol, due) as the timers column family
-    // holds them; Commit() writes only the difference.
-    std::vector<std::pair<uint32_t, int64_t>> stored_timers;
+    bool modified = false;
+  };
+  // A profile with changes not yet committed, with the armed timers
+  // (campaign symbol, due) the timers column family holds for it, which
+  // Commit() diffs against: stored_timers_[timers_begin, timers_end).
+  struct DirtyProfile {
+    uint32_t entry;
+    uint32_t timers_begin, timers_end;
   };
   // A timer in memory. A timer moved later keeps its entry, which re-queues
   // itself for the armed due when it comes up; one moved earlier, cleared or
@@ -204,10 +217,9 @@ class Processor {
   Processor(StateStore& store, ActionSink& sink, const ProcessorOptions& options);
   Status LoadTimers();
   Result<CachedProfile*> Load(std::string_view customer);
-  void MarkDirty(CachedProfile* p);
-  void InsertSlot(size_t hash, uint32_t index);
-  void RebuildTable(size_t slots);
-  void Evict();
+  // Encodes the current profile back into its entry if it changed.
+  void Release();
+  void MarkDirty(CachedProfile* p) { p->modified = true; }
   void NoteEvicted(size_t hash);
   bool MayHaveBeenEvicted(size_t hash) const;
   Result<uint32_t> EventTypeSymbol(std::string_view type, std::optional<uint32_t> rule_index);
@@ -220,7 +232,7 @@ class Processor {
   std::string_view TimerCustomer(const TimerEntry& t) const;
   // Frees the entry's long id, if it has one, once the entry is gone.
   void ReleaseTimerEntry(const TimerEntry& t);
-  void CollectTimerChanges(CachedProfile* p);
+  void CollectTimerChanges(std::string_view customer, const Profile& profile, const DirtyProfile& dirty);
   void UpdateAggregates(const Event& event, uint32_t rule_type, Profile& profile);
   uint8_t ComputeStage(const Profile& profile, std::string_view customer);
   std::optional<Suppression> CheckLimits(const rules::Campaign& c, const CampaignState* state, EventTime now) const;
@@ -240,17 +252,14 @@ class Processor {
   std::vector<uint32_t> type_symbols_, campaign_symbols_, aggregate_symbols_;
   std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> other_type_symbols_;
 
-  // The profile cache: a pool whose entries never move (dirty_ and the
-  // customer views handed out point into it), found through an open
-  // addressing table of (hash, pool index) kept at most half full: a lookup
-  // reads one slot and one profile, where a node-based map chases three
-  // pointers through cold memory.
-  std::deque<CachedProfile> pool_;
-  std::vector<uint32_t> free_;
-  std::vector<uint64_t> table_ = std::vector<uint64_t>(1024, 0);
-  size_t cached_count_ = 0;
-  size_t sweep_ = 0;
-  std::vector<CachedProfile*> dirty_;
+  // Profiles in memory, encoded, and the one decoded to work on.
+  std::unique_ptr<ProfileCache> cache_;
+  CachedProfile current_;
+  // The current profile's armed timers as it was loaded, for DirtyProfile.
+  std::vector<std::pair<uint32_t, int64_t>> loaded_timers_;
+  std::vector<DirtyProfile> dirty_;
+  std::vector<std::pair<uint32_t, int64_t>> stored_timers_;
+  Profile commit_profile_;  // Commit() decodes each dirty profile into it
   // True when the partition held nothing at Open: then a customer is in the
   // store only if its profile was committed and evicted from the cache since,
   // which this filter of evicted customers' hashes remembers.
@@ -278,7 +287,7 @@ class Processor {
   };
   struct SortKey {
     Prefix prefix;
-    CachedProfile* profile;
+    DirtyProfile dirty;
   };
   std::vector<SortKey> sorted_dirty_;
   std::string timer_keys_;

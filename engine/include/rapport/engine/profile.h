@@ -83,10 +83,24 @@ struct Profile {
 // decodes (both flags false).
 inline constexpr uint8_t kProfileFormatVersion = 2;
 
-// Appends the encoding of `profile` to *out.
-void EncodeProfile(const Profile& profile, std::string* out);
-// Decodes versions 1 and 2; Corruption when the bytes are not a profile of a
-// known version.
-Status DecodeProfile(std::string_view bytes, Profile* profile);
+// Which encoding: the stored one (docs/state-format.md), or the cached one
+// the processor keeps in memory between commits, which must decode to
+// exactly the profile encoded. The cached form differs only where the stored
+// one loses something: it also writes campaign entries that hold nothing
+// (flags 0, in their place; a commit drops them), and it marks a profile
+// with first_seen set but no type entry (all its events of uncounted types)
+// with bit 0x80 of the version byte, so that decoding keeps first_seen and
+// last_seen.
+enum class ProfileForm : uint8_t { kStored, kCached };
+
+// Appends the encoding of `profile` to *out. Returns whether the bytes are
+// also the stored form (always, for kStored).
+bool EncodeProfile(const Profile& profile, std::string* out, ProfileForm form = ProfileForm::kStored);
+// Decodes versions 1 and 2 (and, for kCached, the cached form); Corruption
+// when the bytes are not a profile of a known version. Overwrites every
+// field of *profile, reusing the capacity of its vectors: decoding into the
+// same Profile again and again allocates only when a profile needs more room
+// than those decoded before it.
+Status DecodeProfile(std::string_view bytes, Profile* profile, ProfileForm form = ProfileForm::kStored);
 
 }  // namespace rapport

@@ -135,8 +135,15 @@ class CommitBatch {
 
  private:
   friend class StateStore;
+  enum Family { kMetaFamily, kProfilesFamily, kTimersFamily, kOutboxFamily, kFamilies };
+  // Tracks whether each family's keys came in increasing order, in which
+  // case StateStore::Commit need not sort a copy of the batch.
+  void NoteKey(Family family, std::string_view key);
+
   StateStore& store_;
   std::unique_ptr<rocksdb::WriteBatch> batch_;
+  bool in_order_ = true;
+  std::string last_keys_[kFamilies];
   std::string key_, value_;
   std::string position_;       // the last SetPosition's, for the listener
   int64_t partition_ = -1;     // the batch's partition (a batch holds one)
