@@ -312,8 +312,13 @@ void Processor::ReleaseTimerEntry(const TimerEntry& t) {
   free_long_ids_.push_back(index);
 }
 
+void Processor::AppendTimer(const TimerEntry& entry) {
+  if (timers_.size() == timers_.capacity()) timers_.reserve(timers_.capacity() + timers_.capacity() / 2 + 64);
+  timers_.push_back(entry);
+}
+
 void Processor::PushTimer(int64_t due, uint32_t campaign, std::string_view customer) {
-  timers_.push_back(MakeTimerEntry(due, campaign, customer));
+  AppendTimer(MakeTimerEntry(due, campaign, customer));
   std::push_heap(timers_.begin(), timers_.end(),
                  [this](const TimerEntry& a, const TimerEntry& b) { return TimerAfter(a, b); });
 }
@@ -335,7 +340,7 @@ Status Processor::LoadTimers() {
     }
     ++armed_timers_;
     // A timer of a campaign no longer in the rules can never fire.
-    if (auto ci = rules_->FindCampaign(campaign)) timers_.push_back(MakeTimerEntry(due.ms, *ci, customer));
+    if (auto ci = rules_->FindCampaign(campaign)) AppendTimer(MakeTimerEntry(due.ms, *ci, customer));
   });
   if (!s.ok()) return s;
   if (malformed) return Status::Corruption("malformed timer key in partition " + std::to_string(options_.partition));

@@ -199,6 +199,9 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, con
   if (options.read_only) db.info_log = std::make_shared<SilentLogger>();
   db.max_background_jobs = 2;
   db.IncreaseParallelism(2);
+  // All memtables together: each family's own 64 MiB, twice over while one
+  // flushes, would let four families hold half a GiB before any is bounded.
+  db.db_write_buffer_size = options.memtable_bytes;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, cf}, {"profiles", cf}, {"timers", cf}, {"outbox", cf}};

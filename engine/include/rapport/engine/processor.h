@@ -199,16 +199,19 @@ class Processor {
   // armed due differs). So re-arming on every visit costs nothing here. With
   // a tracer every arming pushes an entry, so that each replaced timer is
   // reported when it comes due, stale.
-  // 32 bytes, trivially copied by the heap: the customer id inline when it
-  // fits (ids are short in practice), else an index into long_ids_.
+  // 24 bytes, trivially copied by the heap (an armed timer per customer and
+  // inactivity campaign: the heap is a large part of a replay's memory): the
+  // customer id inline when it fits, else an index into long_ids_.
   struct TimerEntry {
     static constexpr uint8_t kLongId = 0xFF;
     int64_t due;
     uint32_t campaign;  // index into rules_->campaigns
     uint8_t size;       // of the inline id, or kLongId
-    char id[19];
+    char id[11];
   };
-  static_assert(sizeof(TimerEntry) == 32);
+  static_assert(sizeof(TimerEntry) == 24);
+  // Appends to the heap's vector, growing it by half rather than doubling.
+  void AppendTimer(const TimerEntry& entry);
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }

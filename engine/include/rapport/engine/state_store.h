@@ -61,6 +61,8 @@ enum class SymbolKind : char { kEventType = 't', kCampaign = 'c', kAggregate = '
 
 struct StateStoreOptions {
   size_t block_cache_bytes = 64 << 20;
+  // Bound of all memtables together; the fullest is flushed when reached.
+  size_t memtable_bytes = 128 << 20;
   // fsync every commit. Off for replays into a scratch directory.
   bool sync = false;
   // Opens an existing store for reading only (`rapport state`): nothing is
