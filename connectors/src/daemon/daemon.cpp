@@ -2,6 +2,7 @@
 
 #include <librdkafka/rdkafkacpp.h>
 
+#include <atomic>
 #include <charconv>
 #include <condition_variable>
 #include <cstring>
@@ -74,9 +75,12 @@ class BackgroundCommit {
     cv_.wait(lock, [this] { return !job_ && !running_; });
     if (!failure_.ok()) return failure_;
     job_ = std::move(job);
+    busy_ = true;
     cv_.notify_all();
     return Status::Ok();
   }
+  // True while a job waits or runs.
+  bool busy() const { return busy_.load(std::memory_order_relaxed); }
   // Waits until no job is running or waiting.
   Status Wait() {
     std::unique_lock lock(mu_);
@@ -96,6 +100,7 @@ class BackgroundCommit {
       Status result = job();
       lock.lock();
       running_ = false;
+      busy_ = false;
       if (failure_.ok()) failure_ = result;
       cv_.notify_all();
     }
@@ -105,6 +110,7 @@ class BackgroundCommit {
   std::condition_variable cv_;
   std::function<Status()> job_;
   bool running_ = false, stopping_ = false;
+  std::atomic<bool> busy_{false};
   Status failure_;
   std::thread thread_;
 };
@@ -564,7 +570,9 @@ Status Daemon::Impl::Tick(bool drained) {
       if (p.next_offset >= 0 || !consumer_) p.dirty = true;
     }
   }
-  if ((drained && sink_.fired != fired_at_commit_) || uncommitted_ >= config_.commit_max_events ||
+  const bool commit_in_flight = background_ && background_->busy();
+  if ((drained && sink_.fired != fired_at_commit_ && !commit_in_flight) ||
+      uncommitted_ >= config_.commit_max_events ||
       now - last_commit_ >= config_.commit_interval) {
     return CommitAll();
   }
@@ -716,9 +724,11 @@ Status Daemon::Impl::RunKafka() {
   where.source = topic;
   while (!stop_) {
     // With actions waiting for a commit, only look whether more input is
-    // ready; commit if not.
+    // ready, and commit if not; while the previous commit is still being
+    // written that would only wait for it, so look again in a millisecond.
     const bool actions_waiting = sink_.fired != fired_at_commit_;
-    std::unique_ptr<RdKafka::Message> msg(consumer_->consume(actions_waiting ? 0 : 100));
+    const int timeout_ms = !actions_waiting ? 100 : background_->busy() ? 1 : 0;
+    std::unique_ptr<RdKafka::Message> msg(consumer_->consume(timeout_ms));
     if (!callback_error_.ok()) return callback_error_;
     bool drained = false;
     switch (msg->err()) {
