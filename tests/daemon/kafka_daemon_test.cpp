@@ -53,6 +53,23 @@ struct Cluster {
   }
 };
 
+// A run of the standard pack from the "events" topic to actions.jsonl in `dir`.
+connectors::RunConfig FileSinkRunConfig(const TempDir& dir, const std::string& bootstrap,
+                                        const std::string& application_id, connectors::ClockMode clock) {
+  connectors::RunConfig config;
+  config.rules = SourcePath("rules/packs/relationship");
+  config.state_dir = dir.File("state");
+  config.application_id = application_id;
+  config.clock = clock;
+  connectors::KafkaProperties kafka{{"bootstrap.servers", bootstrap}};
+  config.kafka_source = connectors::KafkaSourceConfig{"events", kafka};
+  connectors::SinkConfig sink;
+  sink.kind = connectors::SinkConfig::Kind::kFile;
+  sink.file.path = dir.File("actions.jsonl");
+  config.sinks.push_back(sink);
+  return config;
+}
+
 std::string KafkaConfig(const TempDir& dir, const std::string& name, const std::string& bootstrap,
                         const std::string& group) {
   return KafkaRunConfig(dir, name, bootstrap, group, kSecret);
@@ -315,18 +332,9 @@ TEST_CASE("run: in wall mode an idle partition follows the wall clock, so inacti
                 R"({"type":"visit","customer_id":"c-1","ts":1767229200000})"},
                kPartitions);
 
-  connectors::RunConfig config;
-  config.rules = SourcePath("rules/packs/relationship");
-  config.state_dir = dir.File("state");
-  config.application_id = "rapport-wall";
-  config.clock = connectors::ClockMode::kWall;
+  connectors::RunConfig config =
+      FileSinkRunConfig(dir, cluster.bootstrap, "rapport-wall", connectors::ClockMode::kWall);
   config.commit_interval = std::chrono::milliseconds(50);
-  connectors::KafkaProperties kafka{{"bootstrap.servers", cluster.bootstrap}};
-  config.kafka_source = connectors::KafkaSourceConfig{"events", kafka};
-  connectors::SinkConfig sink;
-  sink.kind = connectors::SinkConfig::Kind::kFile;
-  sink.file.path = dir.File("actions.jsonl");
-  config.sinks.push_back(sink);
   rules::LoadResult loaded = rules::LoadRules({config.rules});
   REQUIRE(loaded.rules);
 
@@ -377,20 +385,11 @@ TEST_CASE("run: an action is committed and delivered as soon as the input is dra
                 R"({"type":"purchase","customer_id":"c-7","ts":1767225660000,"amount":40,"order_id":"o-1"})"},
                kPartitions);
 
-  connectors::RunConfig config;
-  config.rules = SourcePath("rules/packs/relationship");
-  config.state_dir = dir.File("state");
-  config.application_id = "rapport-drained";
-  config.clock = connectors::ClockMode::kEvent;
+  connectors::RunConfig config =
+      FileSinkRunConfig(dir, cluster.bootstrap, "rapport-drained", connectors::ClockMode::kEvent);
   // Neither the interval nor the budget can cause a commit during the test.
   config.commit_interval = std::chrono::hours(1);
   config.commit_max_events = 1000000;
-  connectors::KafkaProperties kafka{{"bootstrap.servers", cluster.bootstrap}};
-  config.kafka_source = connectors::KafkaSourceConfig{"events", kafka};
-  connectors::SinkConfig sink;
-  sink.kind = connectors::SinkConfig::Kind::kFile;
-  sink.file.path = dir.File("actions.jsonl");
-  config.sinks.push_back(sink);
   rules::LoadResult loaded = rules::LoadRules({config.rules});
   REQUIRE(loaded.rules);
 
