@@ -9,7 +9,12 @@ namespace {
 
 std::string NameOf(const ProfileJsonOptions& options, SymbolKind kind, uint32_t id) {
   std::string name = options.symbol_name ? options.symbol_name(kind, id) : std::string();
-  return name.empty() ? "#" + std::to_string(id) : name;
+  if (!name.empty()) return name;
+  // Appended rather than `"#" + std::to_string(id)`, which GCC 12 flags
+  // with a false -Wrestrict at -O2.
+  name = "#";
+  name += std::to_string(id);
+  return name;
 }
 
 void Time(JsonWriter& w, int64_t ms) {
