@@ -56,22 +56,33 @@ std::vector<std::string> Timers(StateStore& store, uint32_t partition) {
   return out;
 }
 
+// A store in a temporary directory whose changes a RecordingListener sees.
+struct ListenedStore {
+  TempDir tmp;
+  RecordingListener listener;
+  std::unique_ptr<StateStore> store;
+  ListenedStore() {
+    auto opened = StateStore::Open(tmp.File("s"), StateStoreOptions{});
+    REQUIRE(opened.ok());
+    store = std::move(*opened);
+    store->SetChangeListener(&listener);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a commit reaches the listener before it lands, with its position and checkpoint") {
-  TempDir tmp;
-  auto store = StateStore::Open(tmp.File("s"), StateStoreOptions{});
-  REQUIRE(store.ok());
-  RecordingListener listener;
-  (*store)->SetChangeListener(&listener);
+  ListenedStore listened;
+  StateStore* store = listened.store.get();
+  RecordingListener& listener = listened.listener;
 
-  CommitBatch batch(**store);
+  CommitBatch batch(*store);
   batch.PutProfile(3, "amy", "profile-bytes");
   std::string timer;
   AppendTimerKey(&timer, 3, EventTime{1000}, "amy", "lapsed-visitor");
   batch.PutTimer(timer);
   batch.SetPosition(3, "42");
-  REQUIRE((*store)->Commit(batch).ok());
+  REQUIRE(store->Commit(batch).ok());
 
   REQUIRE(listener.records.size() == 3);
   for (const auto& r : listener.records) {
@@ -82,7 +93,7 @@ TEST_CASE("a commit reaches the listener before it lands, with its position and 
   CHECK(listener.records[1].family == StateFamily::kTimers);
   CHECK(listener.records[1].key == timer);
   CHECK(listener.records[2].family == StateFamily::kMeta);
-  auto checkpoint = (*store)->GetChangelogOffset(3);
+  auto checkpoint = store->GetChangelogOffset(3);
   REQUIRE(checkpoint.ok());
   REQUIRE(checkpoint->has_value());
   CHECK(**checkpoint == 3);
@@ -91,30 +102,28 @@ TEST_CASE("a commit reaches the listener before it lands, with its position and 
     listener.refuse = true;
     batch.PutProfile(3, "bob", "other");
     batch.SetPosition(3, "43");
-    CHECK_FALSE((*store)->Commit(batch).ok());
-    CHECK(Profiles(**store, 3).count("bob") == 0);
-    CHECK(*(*store)->GetPosition(3) == "42");
+    CHECK_FALSE(store->Commit(batch).ok());
+    CHECK(Profiles(*store, 3).count("bob") == 0);
+    CHECK(*store->GetPosition(3) == "42");
   }
 }
 
 TEST_CASE("symbols belong to their partition and are replicated as they are made") {
-  TempDir tmp;
-  auto store = StateStore::Open(tmp.File("s"), StateStoreOptions{});
-  REQUIRE(store.ok());
-  RecordingListener listener;
-  (*store)->SetChangeListener(&listener);
-  auto visit0 = (*store)->Symbol(0, SymbolKind::kEventType, "visit");
-  auto purchase1 = (*store)->Symbol(1, SymbolKind::kEventType, "purchase");
-  auto visit1 = (*store)->Symbol(1, SymbolKind::kEventType, "visit");
+  ListenedStore listened;
+  StateStore* store = listened.store.get();
+  RecordingListener& listener = listened.listener;
+  auto visit0 = store->Symbol(0, SymbolKind::kEventType, "visit");
+  auto purchase1 = store->Symbol(1, SymbolKind::kEventType, "purchase");
+  auto visit1 = store->Symbol(1, SymbolKind::kEventType, "visit");
   REQUIRE(visit0.ok());
   REQUIRE(purchase1.ok());
   REQUIRE(visit1.ok());
   CHECK(*visit0 == 0);
   CHECK(*purchase1 == 0);  // ids are dense per partition
   CHECK(*visit1 == 1);
-  CHECK((*store)->SymbolName(0, SymbolKind::kEventType, 0) == "visit");
-  CHECK((*store)->SymbolName(1, SymbolKind::kEventType, 0) == "purchase");
-  CHECK((*store)->SymbolName(0, SymbolKind::kEventType, 1).empty());
+  CHECK(store->SymbolName(0, SymbolKind::kEventType, 0) == "visit");
+  CHECK(store->SymbolName(1, SymbolKind::kEventType, 0) == "purchase");
+  CHECK(store->SymbolName(0, SymbolKind::kEventType, 1).empty());
   REQUIRE(listener.records.size() == 3);
   CHECK(listener.records[1].partition == 1);
   CHECK(listener.records[1].position.empty());  // outside a commit: always applied on restore
@@ -227,65 +236,60 @@ TEST_CASE("a store from before per-partition symbols keeps its names in every pa
 }
 
 TEST_CASE("a commit group waits for the replica once and then writes every partition's batch") {
-  TempDir tmp;
-  auto store = StateStore::Open(tmp.File("s"), StateStoreOptions{});
-  REQUIRE(store.ok());
-  RecordingListener listener;
-  (*store)->SetChangeListener(&listener);
-  CommitBatch first(**store), second(**store);
-  (*store)->BeginCommitGroup();
+  ListenedStore listened;
+  StateStore* store = listened.store.get();
+  RecordingListener& listener = listened.listener;
+  CommitBatch first(*store), second(*store);
+  store->BeginCommitGroup();
   first.PutProfile(1, "amy", "a");
   first.SetPosition(1, "10");
   second.PutProfile(2, "bob", "b");
   second.SetPosition(2, "20");
-  REQUIRE((*store)->Commit(first).ok());
-  REQUIRE((*store)->Commit(second).ok());
+  REQUIRE(store->Commit(first).ok());
+  REQUIRE(store->Commit(second).ok());
   CHECK(listener.records.empty());      // held ...
-  CHECK(Profiles(**store, 1).empty());  // ... and not written
+  CHECK(Profiles(*store, 1).empty());  // ... and not written
   CHECK(first.Count() == 0);
-  StateStore::CommitGroup group = (*store)->TakeCommitGroup();
+  StateStore::CommitGroup group = store->TakeCommitGroup();
   CHECK_FALSE(group.empty());
   CHECK(listener.records.empty());
-  REQUIRE((*store)->WriteCommitGroup(std::move(group)).ok());
+  REQUIRE(store->WriteCommitGroup(std::move(group)).ok());
   CHECK(listener.records.size() == 4);
-  CHECK(Profiles(**store, 1).count("amy") == 1);
-  CHECK(Profiles(**store, 2).count("bob") == 1);
-  CHECK(**(*store)->GetChangelogOffset(2) == 4);
+  CHECK(Profiles(*store, 1).count("amy") == 1);
+  CHECK(Profiles(*store, 2).count("bob") == 1);
+  CHECK(**store->GetChangelogOffset(2) == 4);
 
   SECTION("a replica that fails the group writes nothing") {
-    (*store)->BeginCommitGroup();
+    store->BeginCommitGroup();
     first.PutProfile(1, "cid", "c");
     first.SetPosition(1, "11");
-    REQUIRE((*store)->Commit(first).ok());
+    REQUIRE(store->Commit(first).ok());
     listener.refuse = true;
-    CHECK_FALSE((*store)->EndCommitGroup().ok());
-    CHECK(Profiles(**store, 1).count("cid") == 0);
+    CHECK_FALSE(store->EndCommitGroup().ok());
+    CHECK(Profiles(*store, 1).count("cid") == 0);
   }
 }
 
 TEST_CASE("a read waits for a taken commit group to be written, so it sees what was committed") {
-  TempDir tmp;
-  auto store = StateStore::Open(tmp.File("s"), StateStoreOptions{});
-  REQUIRE(store.ok());
-  RecordingListener listener;
-  (*store)->SetChangeListener(&listener);
-  CommitBatch batch(**store);
-  (*store)->BeginCommitGroup();
+  ListenedStore listened;
+  StateStore* store = listened.store.get();
+  CommitBatch batch(*store);
+  store->BeginCommitGroup();
   batch.PutProfile(3, "cal", "encoded");
   batch.SetPosition(3, "7");
-  REQUIRE((*store)->Commit(batch).ok());
-  StateStore::CommitGroup group = (*store)->TakeCommitGroup();
+  REQUIRE(store->Commit(batch).ok());
+  StateStore::CommitGroup group = store->TakeCommitGroup();
 
   // A processor that evicted "cal" after its commit reads it back while the
   // group is still on its way.
   std::string value;
   bool found = false;
   Status read;
-  std::thread reader([&] { read = (*store)->GetProfile(3, "cal", &value, &found); });
-  REQUIRE((*store)->WriteCommitGroup(std::move(group)).ok());
+  std::thread reader([&] { read = store->GetProfile(3, "cal", &value, &found); });
+  REQUIRE(store->WriteCommitGroup(std::move(group)).ok());
   reader.join();
   REQUIRE(read.ok());
   CHECK(found);
   CHECK(value == "encoded");
-  CHECK(*(*store)->GetPosition(3) == "7");
+  CHECK(*store->GetPosition(3) == "7");
 }

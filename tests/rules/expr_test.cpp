@@ -13,6 +13,7 @@
 #include "rapport/engine/time.h"
 #include "rapport/rules/diagnostic.h"
 #include "rapport/rules/expr.h"
+#include "rapport/rules/suggest.h"
 
 namespace rapport::rules {
 namespace {
@@ -21,21 +22,6 @@ EventTime T(std::string_view rfc3339) {
   std::optional<EventTime> t = ParseRfc3339(rfc3339);
   REQUIRE(t.has_value());
   return *t;
-}
-
-size_t Distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
 }
 
 constexpr uint32_t kVisits = 1;
@@ -50,7 +36,7 @@ class TestScope : public Scope {
     auto it = fields_.find(std::string(name));
     if (it != fields_.end()) return it->second;
     for (const auto& [n, ref] : fields_) {
-      if (Distance(name, n) <= 2) {
+      if (EditDistance(name, n) <= 2) {
         *hint = "did you mean `customer." + n + "`?";
         break;
       }
