@@ -133,7 +133,7 @@ Status ReplayOneThread(const ReplayOptions& options, ReplayInput& in, Processor&
   if (Status s = p.Commit(in.Position()); !s.ok()) return s;
   summary->processor = p.stats();
   summary->final_clock = p.clock();
-  summary->pending_timers = p.pending_timers();
+  summary->customers_with_timers = p.customers_with_timers();
   return Status::Ok();
 }
 
@@ -328,7 +328,7 @@ class ShardedReplay {
         into.conversions_held_out += c.conversions_held_out;
         for (size_t k = 0; k < kSuppressionCount; ++k) into.suppressed[k] += c.suppressed[k];
       }
-      summary->pending_timers += shard->processor->pending_timers();
+      summary->customers_with_timers += shard->processor->customers_with_timers();
     }
     summary->final_clock = shards_.front()->processor->clock();
     return Status::Ok();
@@ -599,7 +599,7 @@ std::string FormatReplaySummary(const ReplaySummary& s, const rules::RuleSet& ru
     }
   }
   Row(&out, "timers fired", Thousands(s.processor.timers_fired));
-  Row(&out, "timers still armed", Thousands(s.pending_timers));
+  Row(&out, "customers with timers", Thousands(s.customers_with_timers));
   if (s.final_clock) Row(&out, "final clock", FormatRfc3339(*s.final_clock));
   char line[256];
   std::snprintf(line, sizeof line, "\n  %-30s %10s %10s  %s\n", "campaign", "actions", "held out", "suppressed");

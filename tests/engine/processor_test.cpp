@@ -114,7 +114,7 @@ campaigns:
   CHECK(h.Fired() == Strings{"lapsed c0 2026-01-01T01:30:00.000Z", "lapsed c1 2026-01-01T01:30:00.000Z",
                              "lapsed c2 2026-01-01T02:05:00.000Z"});
   CHECK(h.processor->stats().timers_fired == 3);
-  CHECK(h.processor->pending_timers() == 0);
+  CHECK(h.processor->customers_with_timers() == 0);
 }
 
 TEST_CASE("a cache smaller than the customers evicts committed profiles and reads them back") {
@@ -328,7 +328,7 @@ campaigns:
     h.Commit();
   }
   EngineHarness h(rules, dir.File("state"));
-  CHECK(h.processor->pending_timers() == 1);
+  CHECK(h.processor->customers_with_timers() == 1);
   REQUIRE(h.processor->clock());
   CHECK(rapport::FormatRfc3339(*h.processor->clock()) == "2026-01-01T12:00:00.000Z");
   h.AdvanceTo("2026-01-03T00:00:00Z");
@@ -336,6 +336,114 @@ campaigns:
   auto p = h.StoredProfile("a");
   REQUIRE(p.types.size() == 1);
   CHECK(p.types[0].count == 2);
+}
+
+TEST_CASE("a customer's timers are one timer key, at the earliest due, moved only when that changes") {
+  EngineHarness h(std::string(R"(
+campaigns:
+  - id: lapsed
+    trigger:
+      inactivity: {event: visit, for: 1d})") + kAction + R"(
+  - id: thanks-later
+    trigger: {event: purchase}
+    delay: {for: 3d})" + kAction);
+  auto keys = [&h] {
+    Strings out;
+    REQUIRE(h.store->ForEachTimer(0, [&out](std::string_view key) {
+      uint32_t partition;
+      rapport::EventTime due;
+      std::string_view customer, legacy_campaign;
+      REQUIRE(rapport::ParseTimerKey(key, &partition, &due, &customer, &legacy_campaign));
+      CHECK(legacy_campaign.empty());
+      out.push_back(std::string(customer) + " " + rapport::FormatRfc3339(due));
+    }).ok());
+    return out;
+  };
+  h.Send(Ev("purchase", "a", "2026-01-01T00:00:00Z", R"("amount":20)"));
+  h.Send(Ev("visit", "a", "2026-01-01T01:00:00Z"));
+  h.Commit();
+  CHECK(keys() == Strings{"a 2026-01-02T01:00:00.000Z"});
+  h.Send(Ev("visit", "a", "2026-01-01T05:00:00Z"));  // the earliest moves later
+  h.Commit();
+  CHECK(keys() == Strings{"a 2026-01-02T05:00:00.000Z"});
+  h.AdvanceTo("2026-01-03T00:00:00Z");  // lapsed fires; the delay is the earliest now
+  CHECK(keys() == Strings{"a 2026-01-04T00:00:00.000Z"});
+  CHECK(h.processor->customers_with_timers() == 1);
+  h.AdvanceTo("2026-01-05T00:00:00Z");
+  CHECK(keys().empty());
+  CHECK(h.processor->customers_with_timers() == 0);
+  CHECK(h.Fired() == Strings{"lapsed a 2026-01-02T05:00:00.000Z", "thanks-later a 2026-01-04T00:00:00.000Z"});
+}
+
+TEST_CASE("a timer whose campaign left the rules never fires; the others of its customer do") {
+  const std::string lapsed = std::string(R"(
+  - id: lapsed
+    trigger:
+      inactivity: {event: visit, for: 1d})") + kAction;
+  EngineHarness h(std::string("campaigns:") + lapsed + R"(
+  - id: early
+    trigger:
+      inactivity: {event: visit, for: 2h})" + kAction);
+  h.Send(Ev("visit", "a", "2026-01-01T00:00:00Z"));
+  h.Commit();
+  rapport::rules::LoadResult loaded = rapport::rules::LoadRulesFromStrings({{"test.yaml", "campaigns:" + lapsed}});
+  REQUIRE(loaded.rules);
+  REQUIRE(h.processor->SetRules(loaded.rules).ok());
+  h.AdvanceTo("2026-01-03T00:00:00Z");
+  CHECK(h.Fired() == Strings{"lapsed a 2026-01-02T00:00:00.000Z"});
+  CHECK(h.processor->stats().stale_timers == 1);
+  CHECK(h.processor->customers_with_timers() == 0);
+  bool any = false;
+  REQUIRE(h.store->ForEachTimer(0, [&any](std::string_view) { any = true; }).ok());
+  CHECK_FALSE(any);
+}
+
+TEST_CASE("a store with one timer key per timer is rewritten to one per customer at open, and its timers fire") {
+  rapport::testing::TempDir dir;
+  std::string rules = std::string(R"(
+campaigns:
+  - id: lapsed
+    trigger:
+      inactivity: {event: visit, for: 1d})") + kAction + R"(
+  - id: thanks-later
+    trigger: {event: purchase}
+    delay: {for: 3d})" + kAction;
+  {
+    EngineHarness h(rules, dir.File("state"));
+    h.Send(Ev("purchase", "a", "2026-01-01T00:00:00Z", R"("amount":20)"));
+    h.Send(Ev("visit", "a", "2026-01-01T01:00:00Z"));
+    h.Send(Ev("visit", "b", "2026-01-01T02:00:00Z"));
+    h.Commit();
+    // Rewrite the timers as stores before per-customer keys held them:
+    // [partition][due][customer][0x00][campaign], one per armed timer.
+    rapport::CommitBatch batch(*h.store);
+    REQUIRE(h.store->ForEachTimer(0, [&batch](std::string_view key) { batch.DeleteTimer(key); }).ok());
+    for (const char* customer : {"a", "b"}) {
+      for (const rapport::CampaignState& c : h.StoredProfile(customer).campaigns) {
+        if (c.armed_due_ms == rapport::kNoTime) continue;
+        std::string key;
+        rapport::AppendTimerKey(&key, 0, rapport::EventTime{c.armed_due_ms}, customer);
+        key.push_back('\0');
+        key += h.store->SymbolName(0, rapport::SymbolKind::kCampaign, c.campaign);
+        batch.PutTimer(key);
+      }
+    }
+    REQUIRE(h.store->Commit(batch).ok());
+  }
+  EngineHarness h(rules, dir.File("state"));
+  CHECK(h.processor->customers_with_timers() == 2);
+  Strings keys;
+  REQUIRE(h.store->ForEachTimer(0, [&keys](std::string_view key) {
+    uint32_t partition;
+    rapport::EventTime due;
+    std::string_view customer, legacy_campaign;
+    REQUIRE(rapport::ParseTimerKey(key, &partition, &due, &customer, &legacy_campaign));
+    keys.push_back(std::string(customer) + " " + rapport::FormatRfc3339(due) + " " + std::string(legacy_campaign));
+  }).ok());
+  CHECK(keys == Strings{"a 2026-01-02T01:00:00.000Z ", "b 2026-01-02T02:00:00.000Z "});
+  h.AdvanceTo("2026-01-05T00:00:00Z");
+  CHECK(h.Fired() == Strings{"lapsed a 2026-01-02T01:00:00.000Z", "lapsed b 2026-01-02T02:00:00.000Z",
+                             "thanks-later a 2026-01-04T00:00:00.000Z"});
 }
 
 TEST_CASE("events older than the clock update state but do not move the clock back") {

@@ -79,7 +79,7 @@ TEST_CASE("a commit reaches the listener before it lands, with its position and 
   CommitBatch batch(*store);
   batch.PutProfile(3, "amy", "profile-bytes");
   std::string timer;
-  AppendTimerKey(&timer, 3, EventTime{1000}, "amy", "lapsed-visitor");
+  AppendTimerKey(&timer, 3, EventTime{1000}, "amy");
   batch.PutTimer(timer);
   batch.SetPosition(3, "42");
   REQUIRE(store->Commit(batch).ok());
@@ -139,8 +139,8 @@ TEST_CASE("a partition restored from another store's changes is the same; droppi
     REQUIRE((*source)->Symbol(5, SymbolKind::kCampaign, "thank-you").ok());
     CommitBatch batch(**source);
     std::string t1, t2;
-    AppendTimerKey(&t1, 5, EventTime{10}, "amy", "thank-you");
-    AppendTimerKey(&t2, 5, EventTime{20}, "amy", "thank-you");
+    AppendTimerKey(&t1, 5, EventTime{10}, "amy");
+    AppendTimerKey(&t2, 5, EventTime{20}, "amy");
     batch.PutProfile(5, "amy", "v1");
     batch.PutTimer(t1);
     batch.PutOutbox(5, 0, "amy", false, "{\"action_id\":\"a\"}");
@@ -175,9 +175,10 @@ TEST_CASE("a partition restored from another store's changes is the same; droppi
   REQUIRE(Timers(**target, 5).size() == 1);
   uint32_t partition;
   EventTime due;
-  std::string_view customer, campaign;
-  REQUIRE(ParseTimerKey(Timers(**target, 5)[0], &partition, &due, &customer, &campaign));
+  std::string_view customer, legacy_campaign;
+  REQUIRE(ParseTimerKey(Timers(**target, 5)[0], &partition, &due, &customer, &legacy_campaign));
   CHECK(due.ms == 20);
+  CHECK(customer == "amy");
   CHECK(*(*target)->NextOutboxSequence(5) == 0);  // delivered and deleted at the source
   CHECK(*(*target)->GetPosition(5) == "9");
   CHECK((*target)->SymbolName(5, SymbolKind::kCampaign, 0) == "thank-you");

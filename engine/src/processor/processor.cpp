@@ -245,7 +245,9 @@ Status Processor::SetRules(std::shared_ptr<const rules::RuleSet> rules) {
     std::vector<TimerEntry> kept;
     kept.reserve(timers_.size());
     for (TimerEntry& t : timers_) {
-      if (auto ci = rules->FindCampaign(rules_->campaigns[t.campaign].id)) {
+      if (t.campaign == TimerEntry::kCustomer) {
+        kept.push_back(t);
+      } else if (auto ci = rules->FindCampaign(rules_->campaigns[t.campaign].id)) {
         t.campaign = *ci;
         kept.push_back(t);
       } else {
@@ -271,7 +273,8 @@ Status Processor::SetRules(std::shared_ptr<const rules::RuleSet> rules) {
 bool Processor::TimerAfter(const TimerEntry& a, const TimerEntry& b) const {
   if (a.due != b.due) return a.due > b.due;
   if (int c = TimerCustomer(a).compare(TimerCustomer(b)); c != 0) return c > 0;
-  return a.campaign != b.campaign && rules_->campaigns[a.campaign].id > rules_->campaigns[b.campaign].id;
+  if (a.campaign == b.campaign || a.campaign == TimerEntry::kCustomer) return false;
+  return b.campaign == TimerEntry::kCustomer || rules_->campaigns[a.campaign].id > rules_->campaigns[b.campaign].id;
 }
 
 Processor::TimerEntry Processor::MakeTimerEntry(int64_t due, uint32_t campaign, std::string_view customer) {
@@ -330,26 +333,56 @@ std::optional<EventTime> Processor::clock() const {
 
 Status Processor::LoadTimers() {
   bool malformed = false;
+  // Keys of a store written with one key per timer, and each of their
+  // customers' earliest due, to rewrite as one key per customer.
+  std::vector<std::string> legacy_keys;
+  std::map<std::string, int64_t, std::less<>> legacy_earliest;
   Status s = store_.ForEachTimer(options_.partition, [&](std::string_view key) {
     uint32_t partition;
     EventTime due;
-    std::string_view customer, campaign;
-    if (!ParseTimerKey(key, &partition, &due, &customer, &campaign)) {
+    std::string_view customer, legacy_campaign;
+    if (!ParseTimerKey(key, &partition, &due, &customer, &legacy_campaign)) {
       malformed = true;
       return;
     }
-    ++armed_timers_;
-    // A timer of a campaign no longer in the rules can never fire.
-    if (auto ci = rules_->FindCampaign(campaign)) AppendTimer(MakeTimerEntry(due.ms, *ci, customer));
+    if (legacy_campaign.empty()) {
+      AppendTimer(MakeTimerEntry(due.ms, TimerEntry::kCustomer, customer));
+      ++customers_with_timers_;
+      return;
+    }
+    legacy_keys.emplace_back(key);
+    auto [it, inserted] = legacy_earliest.try_emplace(std::string(customer), due.ms);
+    if (!inserted) it->second = std::min(it->second, due.ms);
   });
   if (!s.ok()) return s;
   if (malformed) return Status::Corruption("malformed timer key in partition " + std::to_string(options_.partition));
+  if (!legacy_keys.empty()) {
+    std::vector<std::string> keys;
+    for (const auto& [customer, due] : legacy_earliest) {
+      AppendTimer(MakeTimerEntry(due, TimerEntry::kCustomer, customer));
+      ++customers_with_timers_;
+      AppendTimerKey(&keys.emplace_back(), options_.partition, EventTime{due}, customer);
+    }
+    std::sort(keys.begin(), keys.end());
+    for (const std::string& key : legacy_keys) batch_.DeleteTimer(key);
+    for (const std::string& key : keys) batch_.PutTimer(key);
+    if (Status c = store_.Commit(batch_); !c.ok()) return c;
+  }
   std::make_heap(timers_.begin(), timers_.end(),
                  [this](const TimerEntry& a, const TimerEntry& b) { return TimerAfter(a, b); });
   return Status::Ok();
 }
 
 namespace {
+// The due time of the profile's earliest armed timer, kNoTime if none.
+int64_t EarliestArmed(const Profile& profile) {
+  int64_t earliest = kNoTime;
+  for (const CampaignState& c : profile.campaigns) {
+    if (c.armed_due_ms != kNoTime && (earliest == kNoTime || c.armed_due_ms < earliest)) earliest = c.armed_due_ms;
+  }
+  return earliest;
+}
+
 // A profile as a new customer starts, keeping the vectors' capacity.
 void ResetProfile(Profile* p) {
   p->first_seen_ms = kNoTime;
@@ -399,14 +432,9 @@ Result<Processor::CachedProfile*> Processor::Load(std::string_view customer) {
   current_.entry = entry;
   current_.customer.assign(customer);
   current_.modified = false;
-  // A clean profile's armed timers are those its last commit wrote (or the
-  // store's, as it was loaded with them).
-  if (!cache_->dirty(entry)) {
-    loaded_timers_.clear();
-    for (const CampaignState& c : profile.campaigns) {
-      if (c.armed_due_ms != kNoTime) loaded_timers_.emplace_back(c.campaign, c.armed_due_ms);
-    }
-  }
+  // A clean profile's timer key is the one its last commit wrote (or the
+  // store's, as it was loaded with it).
+  if (!cache_->dirty(entry)) loaded_due_ = EarliestArmed(profile);
   return &current_;
 }
 
@@ -420,9 +448,7 @@ void Processor::Release() {
   cache_->SetBytes(entry, encoded_, stored_form);
   if (cache_->dirty(entry)) return;
   cache_->set_dirty(entry, true);
-  const auto begin = static_cast<uint32_t>(stored_timers_.size());
-  stored_timers_.insert(stored_timers_.end(), loaded_timers_.begin(), loaded_timers_.end());
-  dirty_.push_back(DirtyProfile{entry, begin, static_cast<uint32_t>(stored_timers_.size())});
+  dirty_.push_back(DirtyProfile{entry, loaded_due_});
 }
 
 // A Bloom filter with one 64-bit word per key: four bits of the word the
@@ -655,23 +681,27 @@ std::optional<Suppression> Processor::CheckLimits(const Campaign& c, const Campa
 }
 
 void Processor::ArmTimer(CachedProfile* p, uint32_t ci, EventTime due) {
-  const Campaign& c = rules_->campaigns[ci];
   CampaignState& state = p->profile.Campaign(campaign_symbols_[ci]);
-  if (state.armed_due_ms == due.ms) return;
+  const int64_t replaced = state.armed_due_ms;
+  if (replaced == due.ms) return;
   if (options_.tracer != nullptr) {
-    std::optional<EventTime> replaced;
-    if (state.armed_due_ms != kNoTime) replaced = EventTime{state.armed_due_ms};
-    options_.tracer->OnTimerArmed(c, p->customer, due, replaced);
+    options_.tracer->OnTimerArmed(rules_->campaigns[ci], p->customer, due,
+                                  replaced == kNoTime ? std::nullopt : std::optional<EventTime>(EventTime{replaced}));
+    if (replaced != kNoTime) PushTimer(replaced, ci, p->customer);  // reported stale when it comes due
   }
-  // Lazily (without a tracer, which reports each replaced timer coming due):
-  // a timer moved later keeps its heap entry, which re-queues itself for the
-  // new due when it comes up (FireTimer). So a heap entry at or before the
-  // armed due always exists, and re-arming on every visit pushes nothing.
-  const bool push = options_.tracer != nullptr || state.armed_due_ms == kNoTime || due.ms < state.armed_due_ms;
-  if (state.armed_due_ms == kNoTime) ++armed_timers_;
-  if (push) PushTimer(due.ms, ci, p->customer);
   state.armed_due_ms = due.ms;
   MarkDirty(p);
+  // A timer moved later keeps the customer's queue entry (TimerEntry).
+  if (replaced != kNoTime && due.ms > replaced) return;
+  int64_t others = kNoTime;
+  for (const CampaignState& c : p->profile.campaigns) {
+    if (&c != &state && c.armed_due_ms != kNoTime && (others == kNoTime || c.armed_due_ms < others)) {
+      others = c.armed_due_ms;
+    }
+  }
+  if (replaced == kNoTime && others == kNoTime) ++customers_with_timers_;
+  // Another timer due no later has an entry at or before it already.
+  if (others == kNoTime || others > due.ms) PushTimer(due.ms, TimerEntry::kCustomer, p->customer);
 }
 
 Status Processor::AdvanceTo(EventTime t) {
@@ -682,41 +712,78 @@ Status Processor::AdvanceTo(EventTime t) {
 
 Status Processor::FireDue(EventTime t) {
   auto after = [this](const TimerEntry& a, const TimerEntry& b) { return TimerAfter(a, b); };
-  while (!timers_.empty() && timers_.front().due <= t.ms) {
+  auto pop = [&] {
     std::pop_heap(timers_.begin(), timers_.end(), after);
     const TimerEntry timer = timers_.back();
     timers_.pop_back();
-    Status s = FireTimer(timer);
+    return timer;
+  };
+  while (!timers_.empty() && timers_.front().due <= t.ms) {
+    const TimerEntry timer = pop();
+    // Entries re-queued for the same time and customer are one.
+    while (!timers_.empty() && !after(timers_.front(), timer)) ReleaseTimerEntry(pop());
+    Status s;
+    if (timer.campaign == TimerEntry::kCustomer) {
+      s = FireCustomerTimers(timer);
+    } else {
+      ++stats_.stale_timers;  // replaced (with a tracer only)
+      options_.tracer->OnTimerFired(rules_->campaigns[timer.campaign].id, TimerCustomer(timer), EventTime{timer.due},
+                                    true);
+    }
     ReleaseTimerEntry(timer);
     if (!s.ok()) return s;
   }
   return Status::Ok();
 }
 
-Status Processor::FireTimer(const TimerEntry& timer) {
-  const EventTime due{timer.due};
-  const uint32_t ci = timer.campaign;
-  const Campaign& c = rules_->campaigns[ci];
+Status Processor::FireCustomerTimers(const TimerEntry& timer) {
   auto loaded = Load(TimerCustomer(timer));
   if (!loaded.ok()) return loaded.status();
   CachedProfile* cached = *loaded;
-  CampaignState* state = cached->profile.FindCampaign(campaign_symbols_[ci]);
-  if (options_.tracer == nullptr && state != nullptr && state->armed_due_ms != kNoTime &&
-      state->armed_due_ms > due.ms) {
-    PushTimer(state->armed_due_ms, ci, cached->customer);  // moved later since it was queued (ArmTimer)
-    return Status::Ok();
+  Profile& profile = cached->profile;
+  due_timers_.clear();
+  int64_t later = kNoTime;
+  for (const CampaignState& c : profile.campaigns) {
+    if (c.armed_due_ms == kNoTime) continue;
+    if (c.armed_due_ms <= timer.due) {
+      const int32_t ci = c.campaign < campaign_by_symbol_.size() ? campaign_by_symbol_[c.campaign] : -1;
+      due_timers_.push_back(DueTimer{c.armed_due_ms, static_cast<uint32_t>(ci), c.campaign});
+    } else if (later == kNoTime || c.armed_due_ms < later) {
+      later = c.armed_due_ms;
+    }
   }
-  const bool stale = state == nullptr || state->armed_due_ms != due.ms;
-  if (options_.tracer != nullptr) options_.tracer->OnTimerFired(c.id, cached->customer, due, stale);
-  if (stale) {
-    ++stats_.stale_timers;  // replaced by a later one
-    return Status::Ok();
+  if (!due_timers_.empty()) {
+    // Campaign indexes are in id order; a campaign no longer in the rules
+    // (index -1) sorts last.
+    std::sort(due_timers_.begin(), due_timers_.end(), [](const DueTimer& a, const DueTimer& b) {
+      return a.due != b.due ? a.due < b.due : a.campaign < b.campaign;
+    });
+    for (const DueTimer& d : due_timers_) {
+      profile.FindCampaign(d.symbol)->armed_due_ms = kNoTime;
+      MarkDirty(cached);
+      if (d.campaign == UINT32_MAX) {
+        // Its campaign was removed: it can never fire.
+        ++stats_.stale_timers;
+        if (options_.tracer != nullptr) {
+          symbol_name_ = store_.SymbolName(options_.partition, SymbolKind::kCampaign, d.symbol);
+          options_.tracer->OnTimerFired(symbol_name_, cached->customer, EventTime{d.due}, true);
+        }
+        continue;
+      }
+      FireTimer(d.campaign, cached, EventTime{d.due});
+    }
+    if (later == kNoTime) --customers_with_timers_;
   }
-  state->armed_due_ms = kNoTime;
-  --armed_timers_;
-  MarkDirty(cached);
+  // Moved later since this entry was queued, or still armed after those fired.
+  if (later != kNoTime) PushTimer(later, TimerEntry::kCustomer, cached->customer);
+  return Status::Ok();
+}
+
+void Processor::FireTimer(uint32_t ci, CachedProfile* cached, EventTime due) {
+  const Campaign& c = rules_->campaigns[ci];
   ++stats_.timers_fired;
-  if (!c.enabled) return Status::Ok();
+  if (options_.tracer != nullptr) options_.tracer->OnTimerFired(c.id, cached->customer, due, false);
+  if (!c.enabled) return;
   Profile& profile = cached->profile;
   const std::string_view who = cached->customer;
   Evaluation eval(*this, profile, who, due, nullptr);
@@ -727,20 +794,19 @@ Status Processor::FireTimer(const TimerEntry& timer) {
       condition_true = c.condition->Eval(eval, scratch_).IsTrue();
     }
     if (options_.tracer != nullptr) options_.tracer->OnOffered(c, who, due, eval, condition_true);
-    if (!condition_true) return Status::Ok();
+    if (!condition_true) return;
   } else if (c.recheck) {
     scratch_.Clear();
     if (!c.recheck->Eval(eval, scratch_).IsTrue()) {
       Suppress(c, who, due, Suppression::kRecheck);
-      return Status::Ok();
+      return;
     }
   }
-  if (auto why = CheckLimits(c, state, due)) {
+  if (auto why = CheckLimits(c, profile.FindCampaign(campaign_symbols_[ci]), due)) {
     Suppress(c, who, due, *why);
-    return Status::Ok();
+    return;
   }
   Fire(ci, cached, due, nullptr, c.trigger.kind == rules::TriggerKind::kInactivity ? "inactivity" : "delay");
-  return Status::Ok();
 }
 
 bool Processor::IsHeldOut(const Campaign& c, std::string_view customer) const {
@@ -929,42 +995,19 @@ Processor::Prefix Processor::KeyPrefix(std::string_view key) {
   return prefix;
 }
 
-// Collects the profile's timer keys that changed since the last commit: a
-// timer re-armed many times between two commits costs one write.
-void Processor::CollectTimerChanges(std::string_view customer, const Profile& profile, const DirtyProfile& dirty) {
-  auto campaign_id = [this](uint32_t symbol) -> std::string_view {
-    if (symbol < campaign_by_symbol_.size() && campaign_by_symbol_[symbol] >= 0) {
-      return rules_->campaigns[campaign_by_symbol_[symbol]].id;
-    }
-    symbol_name_ = store_.SymbolName(options_.partition, SymbolKind::kCampaign, symbol);
-    return symbol_name_;
-  };
-  auto add = [&](int64_t due, uint32_t symbol, bool put) {
+// A timer re-armed many times between two commits costs at most a delete
+// and a put, and none while the customer's earliest timer stays put.
+void Processor::CollectTimerChanges(std::string_view customer, const Profile& profile, int64_t stored_due) {
+  const int64_t due = EarliestArmed(profile);
+  if (due == stored_due) return;
+  auto add = [&](int64_t key_due, bool put) {
     const size_t offset = timer_keys_.size();
-    AppendTimerKey(&timer_keys_, options_.partition, EventTime{due}, customer, campaign_id(symbol));
+    AppendTimerKey(&timer_keys_, options_.partition, EventTime{key_due}, customer);
     const size_t size = timer_keys_.size() - offset;
     timer_writes_.push_back(TimerWrite{KeyPrefix(std::string_view(timer_keys_).substr(offset, size)), offset, size, put});
   };
-  auto armed = [&](uint32_t symbol) -> int64_t {
-    for (const CampaignState& c : profile.campaigns) {
-      if (c.campaign == symbol) return c.armed_due_ms;
-    }
-    return kNoTime;
-  };
-  const auto stored_begin = stored_timers_.begin() + dirty.timers_begin;
-  const auto stored_end = stored_timers_.begin() + dirty.timers_end;
-  for (auto it = stored_begin; it != stored_end; ++it) {
-    if (armed(it->first) != it->second) add(it->second, it->first, false);
-  }
-  auto stored = [&](uint32_t symbol) -> int64_t {
-    for (auto it = stored_begin; it != stored_end; ++it) {
-      if (it->first == symbol) return it->second;
-    }
-    return kNoTime;
-  };
-  for (const CampaignState& c : profile.campaigns) {
-    if (c.armed_due_ms != kNoTime && stored(c.campaign) != c.armed_due_ms) add(c.armed_due_ms, c.campaign, true);
-  }
+  if (stored_due != kNoTime) add(stored_due, false);
+  if (due != kNoTime) add(due, true);
 }
 
 Status Processor::Commit(std::string_view position) {
@@ -998,11 +1041,10 @@ Status Processor::Commit(std::string_view position) {
     }
     const std::string_view customer = cache_->customer(entry);  // SetBytes may have moved it
     batch_.PutProfile(options_.partition, customer, cache_->bytes(entry));
-    CollectTimerChanges(customer, commit_profile_, k.dirty);
+    CollectTimerChanges(customer, commit_profile_, k.dirty.stored_due);
     cache_->set_dirty(entry, false);
   }
   dirty_.clear();
-  stored_timers_.clear();
   auto key_of = [this](const TimerWrite& w) { return std::string_view(timer_keys_).substr(w.offset, w.size); };
   std::sort(timer_writes_.begin(), timer_writes_.end(), [&](const TimerWrite& a, const TimerWrite& b) {
     if (a.prefix != b.prefix) return a.prefix < b.prefix;

@@ -64,25 +64,21 @@ void AppendProfileKey(std::string* key, uint32_t partition, std::string_view cus
   key->append(customer);
 }
 
-void AppendTimerKey(std::string* key, uint32_t partition, EventTime due, std::string_view customer,
-                    std::string_view campaign) {
+void AppendTimerKey(std::string* key, uint32_t partition, EventTime due, std::string_view customer) {
   coding::PutBigEndian32(key, partition);
   coding::PutOrderedInt64(key, due.ms);
   key->append(customer);
-  key->push_back('\0');
-  key->append(campaign);
 }
 
 bool ParseTimerKey(std::string_view key, uint32_t* partition, EventTime* due, std::string_view* customer,
-                   std::string_view* campaign) {
+                   std::string_view* legacy_campaign) {
   coding::Reader in(key);
   if (!in.GetBigEndian32(partition) || !in.GetOrderedInt64(&due->ms)) return false;
   std::string_view rest = in.rest();
-  size_t sep = rest.find('\0');
-  if (sep == std::string_view::npos || sep == 0) return false;
+  const size_t sep = rest.find('\0');
   *customer = rest.substr(0, sep);
-  *campaign = rest.substr(sep + 1);
-  return true;
+  *legacy_campaign = sep == std::string_view::npos ? std::string_view() : rest.substr(sep + 1);
+  return !customer->empty() && (sep == std::string_view::npos || !legacy_campaign->empty());
 }
 
 CommitBatch::CommitBatch(StateStore& store) : store_(store), batch_(std::make_unique<rocksdb::WriteBatch>()) {}

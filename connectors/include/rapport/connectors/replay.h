@@ -60,7 +60,7 @@ struct ReplaySummary {
   uint64_t rejected_by_reason[kRejectReasonCount] = {};
   ProcessorStats processor;
   std::optional<EventTime> final_clock;
-  size_t pending_timers = 0;  // armed but not yet due at the end
+  size_t customers_with_timers = 0;  // with a timer armed but not yet due at the end
   unsigned threads = 1;       // processors that ran (1 when the options asked for more but could not)
   bool bulk_load = false;     // the state was a fresh directory, written without a write-ahead log
   double wall_seconds = 0;

@@ -169,7 +169,8 @@ class Processor {
   // The stream clock: the largest event time seen (nullopt before any).
   std::optional<EventTime> clock() const;
   const ProcessorStats& stats() const { return stats_; }
-  size_t pending_timers() const { return armed_timers_; }
+  // Customers with at least one timer armed (one timer key each).
+  size_t customers_with_timers() const { return customers_with_timers_; }
   const rules::RuleSet& rules() const { return *rules_; }
 
   class Evaluation;  // the EvalContext of one campaign evaluation
@@ -186,26 +187,30 @@ class Processor {
     Profile profile;
     bool modified = false;
   };
-  // A profile with changes not yet committed, with the armed timers
-  // (campaign symbol, due) the timers column family holds for it, which
-  // Commit() diffs against: stored_timers_[timers_begin, timers_end).
+  // A profile with changes not yet committed, with the due time of its
+  // timer key as stored (kNoTime: none), which Commit() compares with the
+  // earliest timer it has armed now.
   struct DirtyProfile {
     uint32_t entry;
-    uint32_t timers_begin, timers_end;
+    int64_t stored_due;
   };
-  // A timer in memory. A timer moved later keeps its entry, which re-queues
-  // itself for the armed due when it comes up; one moved earlier, cleared or
-  // fired leaves its entry to be found stale when it comes due (the profile's
-  // armed due differs). So re-arming on every visit costs nothing here. With
-  // a tracer every arming pushes an entry, so that each replaced timer is
-  // reported when it comes due, stale.
-  // 24 bytes, trivially copied by the heap (an armed timer per customer and
-  // inactivity campaign: the heap is a large part of a replay's memory): the
-  // customer id inline when it fits, else an index into long_ids_.
+  // A customer's place in the timer queue: due at `due`, when the timers of
+  // its profile that are due by then fire, in campaign-id order. There is an
+  // entry at or before the customer's earliest armed timer; a timer moved
+  // later keeps it, and an entry that comes up with nothing due re-queues
+  // itself for the earliest (FireCustomerTimers). So re-arming the same
+  // inactivity timers on every visit pushes nothing, and a customer with
+  // many campaigns' timers is one entry, not one per campaign.
+  // With a tracer, a replaced timer also leaves an entry for its campaign,
+  // which reports it stale when it comes due.
+  // 24 bytes, trivially copied by the heap (the heap is a large part of a
+  // replay's memory): the customer id inline when it fits, else an index
+  // into long_ids_.
   struct TimerEntry {
     static constexpr uint8_t kLongId = 0xFF;
+    static constexpr uint32_t kCustomer = UINT32_MAX;
     int64_t due;
-    uint32_t campaign;  // index into rules_->campaigns
+    uint32_t campaign;  // kCustomer, or a replaced timer's index into rules_->campaigns
     uint8_t size;       // of the inline id, or kLongId
     char id[11];
   };
@@ -228,14 +233,19 @@ class Processor {
   Result<uint32_t> EventTypeSymbol(std::string_view type, std::optional<uint32_t> rule_index);
 
   Status FireDue(EventTime t);
-  Status FireTimer(const TimerEntry& timer);
+  // Fires the customer's timers due by the entry's time; re-queues it for
+  // its next one.
+  Status FireCustomerTimers(const TimerEntry& timer);
+  // Fires one campaign's timer, already cleared in the profile.
+  void FireTimer(uint32_t campaign_index, CachedProfile* p, EventTime due);
   bool TimerAfter(const TimerEntry& a, const TimerEntry& b) const;
   void PushTimer(int64_t due, uint32_t campaign, std::string_view customer);
   TimerEntry MakeTimerEntry(int64_t due, uint32_t campaign, std::string_view customer);
   std::string_view TimerCustomer(const TimerEntry& t) const;
   // Frees the entry's long id, if it has one, once the entry is gone.
   void ReleaseTimerEntry(const TimerEntry& t);
-  void CollectTimerChanges(std::string_view customer, const Profile& profile, const DirtyProfile& dirty);
+  // Notes the customer's timer key change, if its earliest timer moved.
+  void CollectTimerChanges(std::string_view customer, const Profile& profile, int64_t stored_due);
   void UpdateAggregates(const Event& event, uint32_t rule_type, Profile& profile);
   uint8_t ComputeStage(const Profile& profile, std::string_view customer);
   std::optional<Suppression> CheckLimits(const rules::Campaign& c, const CampaignState* state, EventTime now) const;
@@ -258,10 +268,9 @@ class Processor {
   // Profiles in memory, encoded, and the one decoded to work on.
   std::unique_ptr<ProfileCache> cache_;
   CachedProfile current_;
-  // The current profile's armed timers as it was loaded, for DirtyProfile.
-  std::vector<std::pair<uint32_t, int64_t>> loaded_timers_;
+  // The current profile's timer key as it was loaded, for DirtyProfile.
+  int64_t loaded_due_ = kNoTime;
   std::vector<DirtyProfile> dirty_;
-  std::vector<std::pair<uint32_t, int64_t>> stored_timers_;
   Profile commit_profile_;  // Commit() decodes each dirty profile into it
   // True when the partition held nothing at Open: then a customer is in the
   // store only if its profile was committed and evicted from the cache since,
@@ -273,7 +282,13 @@ class Processor {
   std::vector<TimerEntry> timers_;
   std::deque<std::string> long_ids_;
   std::vector<uint32_t> free_long_ids_;
-  size_t armed_timers_ = 0;  // timers that are armed, stale heap entries not counted
+  size_t customers_with_timers_ = 0;
+  // FireCustomerTimers' list of the timers due: (due, campaign index, symbol).
+  struct DueTimer {
+    int64_t due;
+    uint32_t campaign, symbol;
+  };
+  std::vector<DueTimer> due_timers_;
   // campaign symbol -> index into rules_->campaigns, or -1.
   std::vector<int32_t> campaign_by_symbol_;
   int64_t clock_ms_ = kNoTime;

@@ -78,11 +78,17 @@ struct StateStoreOptions {
 };
 
 void AppendProfileKey(std::string* key, uint32_t partition, std::string_view customer);
-void AppendTimerKey(std::string* key, uint32_t partition, EventTime due, std::string_view customer,
-                    std::string_view campaign);
-// Splits a timer key (with its partition prefix) into its parts; false if malformed.
+// A customer's timer key: [partition BE32][due: ordered int64][customer id],
+// the due time being the earliest of the customer's armed timers (the
+// profile holds each campaign's). One key per customer, not per timer: a
+// visit that re-arms several inactivity timers moves at most one key.
+void AppendTimerKey(std::string* key, uint32_t partition, EventTime due, std::string_view customer);
+// Splits a timer key (with its partition prefix) into its parts; false if
+// malformed. Stores written before timer keys were per customer hold one key
+// per timer, [...][customer id][0x00][campaign id]: for those
+// *legacy_campaign is the campaign id, else empty.
 bool ParseTimerKey(std::string_view key, uint32_t* partition, EventTime* due, std::string_view* customer,
-                   std::string_view* campaign);
+                   std::string_view* legacy_campaign);
 
 class StateStore;
 
@@ -163,7 +169,7 @@ class StateStore {
   Status GetProfile(uint32_t partition, std::string_view customer, std::string* value, bool* found);
   // Calls fn(customer, encoded) for every profile of the partition, in key order.
   Status ForEachProfile(uint32_t partition, const std::function<void(std::string_view, std::string_view)>& fn);
-  // Calls fn(timer_key) for every timer of the partition, in firing order.
+  // Calls fn(timer_key) for every timer key of the partition, in firing order.
   Status ForEachTimer(uint32_t partition, const std::function<void(std::string_view)>& fn);
   // The clock and source position saved by the last commit (nullopt/"" when none).
   Result<std::optional<EventTime>> GetClock(uint32_t partition);
