@@ -395,7 +395,8 @@ Result<KafkaThroughput> MeasureKafkaThroughput(const KafkaThroughputOptions& o) 
 }
 
 Result<LatencyResult> MeasureLatency(const LatencyOptions& o) {
-  const size_t total = static_cast<size_t>(std::llround(o.rate * o.seconds));
+  const size_t warmup = static_cast<size_t>(std::llround(o.rate * o.warmup_seconds));
+  const size_t total = warmup + static_cast<size_t>(std::llround(o.rate * o.seconds));
   auto lines = ReadLines(o.events_path, INT64_MAX, std::min<size_t>(total, 1000000));
   if (!lines.ok()) return lines.status();
   auto rules = LoadRuleSet(o.rules_dir);
@@ -437,7 +438,7 @@ Result<LatencyResult> MeasureLatency(const LatencyOptions& o) {
 
   // Produce time of event i (ms since the epoch), read by the action reader.
   std::vector<std::atomic<int64_t>> sent_ms(total);
-  std::atomic<uint64_t> expected{0};
+  std::atomic<uint64_t> expected{0}, sent_purchases{0};
   std::atomic<bool> producing{true}, reading{true};
   std::vector<double> latencies;
   std::string reader_error;
@@ -464,7 +465,7 @@ Result<LatencyResult> MeasureLatency(const LatencyOptions& o) {
       std::string_view id = StringValue(action, "event_id");
       if (id.size() < 3 || id.substr(0, 2) != "l-") continue;
       size_t index = std::strtoull(std::string(id.substr(2)).c_str(), nullptr, 10);
-      if (index >= total) continue;
+      if (index < warmup || index >= total) continue;
       latencies.push_back(static_cast<double>(msg->timestamp().timestamp - sent_ms[index].load()));
     }
     consumer->close();
@@ -495,7 +496,10 @@ Result<LatencyResult> MeasureLatency(const LatencyOptions& o) {
           replace("customer_id", "\"" + customer + "\"");
           replace("event_id", "\"l-" + std::to_string(i) + "\"");
           sent_ms[i] = now_ms;
-          if (purchase) ++expected;
+          if (purchase) {
+            ++sent_purchases;
+            if (i >= warmup) ++expected;
+          }
           produce_status = Produce(**producer, kEvents, line, customer, now_ms);
         }
         (*producer)->poll(0);
@@ -513,7 +517,7 @@ Result<LatencyResult> MeasureLatency(const LatencyOptions& o) {
   // Wait for the actions: at most 60 s after the last event was offered.
   const auto drain_deadline = Clock::now() + std::chrono::seconds(60);
   while (Clock::now() < drain_deadline) {
-    if ((*daemon)->stats().delivered >= expected.load()) break;
+    if ((*daemon)->stats().delivered >= sent_purchases.load()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   // The reader may still be behind the delivery count by a poll or two.

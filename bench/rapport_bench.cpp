@@ -643,7 +643,7 @@ int Main(int argc, char** argv) {
         o.rules_dir = relationship;
         o.scratch_dir = args.data + "/scratch";
         o.rate = rate;
-        o.seconds = rate > 50000 ? 5 : 10;
+        o.seconds = 3;
         o.commit_interval = std::chrono::milliseconds(interval);
         fs::remove_all(o.scratch_dir + "/latency-state");
         auto r = MeasureLatency(o);
@@ -655,7 +655,8 @@ int Main(int argc, char** argv) {
         rows.push_back(
             {"c. latency p50/p99/p99.9 @ " + Grouped(rate) + "/s, commit " + std::to_string(interval) + " ms",
              "100k mix", value,
-             "achieved " + Grouped(r->achieved_rate) + "/s for " + Fixed(o.seconds, 0) + " s; " +
+             "achieved " + Grouped(r->achieved_rate) + "/s for " + Fixed(o.seconds, 0) + " s after " +
+                 Fixed(o.warmup_seconds, 0) + " s of warm-up; " +
                  Grouped(static_cast<double>(r->samples)) + " of " + Grouped(static_cast<double>(r->expected)) +
                  " purchases matched; action CreateTime - event CreateTime; wall clock"});
       }

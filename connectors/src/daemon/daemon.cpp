@@ -570,10 +570,13 @@ Status Daemon::Impl::Tick(bool drained) {
       if (p.next_offset >= 0 || !consumer_) p.dirty = true;
     }
   }
+  // While the previous commit is being written the next one would only
+  // wait for it, holding up the consumer: the events go on into the next
+  // group instead, unless the budget says the group is full.
   const bool commit_in_flight = background_ && background_->busy();
-  if ((drained && sink_.fired != fired_at_commit_ && !commit_in_flight) ||
-      uncommitted_ >= config_.commit_max_events ||
-      now - last_commit_ >= config_.commit_interval) {
+  if (uncommitted_ >= config_.commit_max_events ||
+      (!commit_in_flight && ((drained && sink_.fired != fired_at_commit_) ||
+                             now - last_commit_ >= config_.commit_interval))) {
     return CommitAll();
   }
   return Status::Ok();
