@@ -113,13 +113,26 @@ struct ReplayInput {
   }
 };
 
-Status ReplayOneThread(const ReplayOptions& options, ReplayInput& in, Processor& p, ReplaySummary* summary) {
+// A bulk load's commits are no points to resume from (a crash leaves a
+// directory to discard), so it writes a profile back only when memory asks
+// for it: when the profiles changed since the last write-back fill three
+// quarters of the processor's cache. A customer seen many times between two
+// write-backs is written once.
+size_t WriteBackThreshold(size_t cache_capacity) { return std::max<size_t>(1, cache_capacity / 4 * 3); }
+
+Status ReplayOneThread(const ReplayOptions& options, bool bulk_load, ReplayInput& in, Processor& p,
+                       ReplaySummary* summary) {
   Event event;
   Status status;
   uint64_t since_commit = 0;
+  const size_t write_back_at = WriteBackThreshold(options.cache_capacity);
   while (in.NextEvent(&event, summary, &status)) {
     if (Status s = p.Apply(event); !s.ok()) return s;
-    if (++since_commit >= options.commit_every) {
+    if (bulk_load) {
+      if (p.dirty_profiles() >= write_back_at) {
+        if (Status s = p.WriteBack(); !s.ok()) return s;
+      }
+    } else if (++since_commit >= options.commit_every) {
       if (Status s = p.Commit(in.Position()); !s.ok()) return s;
       since_commit = 0;
     }
@@ -247,9 +260,10 @@ class ShardedReplay {
     }
     for (unsigned i = 0; i < threads_; ++i) workers_.emplace_back([this, i] { Work(i); });
 
+    write_back_at_ = WriteBackThreshold(each.cache_capacity);
     Event event;
     Status status;
-    uint64_t step = 0, since_commit = 0;
+    uint64_t step = 0;
     int64_t clock = kNoTime;
     std::unordered_set<std::string> unknown_types;
     Batch* batch = nullptr;
@@ -268,20 +282,14 @@ class ShardedReplay {
       }
       const bool advances = event.ts.ms > clock;
       if (advances) clock = event.ts.ms;
-      const bool commit = ++since_commit >= options_.commit_every;
-      if (commit) {
-        since_commit = 0;
-        batch->positions.push_back(in_.Position());
-      }
       const unsigned owner = static_cast<unsigned>(std::hash<std::string_view>()(event.customer_id) % threads_);
       const uint32_t text_begin = static_cast<uint32_t>(batch->text.size());
       batch->text.append(in_.line.text);
       for (unsigned i = 0; i < threads_; ++i) {
-        uint8_t kinds = (advances ? WorkItem::kAdvance : 0) | (i == owner ? WorkItem::kApply : 0) |
-                        (commit ? WorkItem::kCommit : 0);
+        uint8_t kinds = (advances ? WorkItem::kAdvance : 0) | (i == owner ? WorkItem::kApply : 0);
         if (kinds == 0) continue;
-        batch->items[i].push_back(WorkItem{step, clock, text_begin, static_cast<uint32_t>(in_.line.text.size()),
-                                           static_cast<uint32_t>(batch->positions.size() - (commit ? 1 : 0)), kinds});
+        batch->items[i].push_back(
+            WorkItem{step, clock, text_begin, static_cast<uint32_t>(in_.line.text.size()), 0, kinds});
       }
       ++step;
       if (++batch->events >= kBatchEvents || batch->text.size() >= (8u << 20)) {
@@ -319,7 +327,7 @@ class ShardedReplay {
       sum.stale_timers += st.stale_timers;
       sum.profiles_loaded += st.profiles_loaded;
       sum.profiles_created += st.profiles_created;
-      sum.commits = std::max(sum.commits, st.commits);  // every processor commits at the same steps
+      sum.commits += st.commits;
       for (const auto& [id, c] : st.campaigns) {
         CampaignCounters& into = sum.campaigns[id];
         into.fired += c.fired;
@@ -454,6 +462,9 @@ class ShardedReplay {
         }
         if (Status s = p.Apply(event); !s.ok()) return s;
       }
+      if (p.dirty_profiles() >= write_back_at_) {
+        if (Status s = p.WriteBack(); !s.ok()) return s;
+      }
       if (item.kinds & WorkItem::kCommit) {
         if (Status s = p.Commit(b.positions[item.position]); !s.ok()) return s;
       }
@@ -466,6 +477,7 @@ class ShardedReplay {
   StateStore& store_;
   ActionSink& sink_;
   const unsigned threads_;
+  size_t write_back_at_ = 0;  // each processor's WriteBackThreshold
   const rules::RuleSet* rules_ = nullptr;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> workers_;
@@ -520,7 +532,7 @@ Result<ReplaySummary> RunReplay(const ReplayOptions& options, std::shared_ptr<co
   if (threads == 1) {
     auto processor = Processor::Open(**store, std::move(rules), sink, processor_options);
     if (!processor.ok()) return processor.status();
-    if (Status s = ReplayOneThread(options, in, **processor, &summary); !s.ok()) return s;
+    if (Status s = ReplayOneThread(options, fresh, in, **processor, &summary); !s.ok()) return s;
   } else {
     ShardedReplay sharded(options, in, **store, sink, threads);
     if (Status s = sharded.Run(std::move(rules), processor_options, &summary); !s.ok()) return s;

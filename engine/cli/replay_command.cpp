@@ -142,7 +142,9 @@ void AddReplayCommand(CLI::App& app, int* exit_code) {
                   "Keep customer state in this directory (kept afterwards); default: a temporary one");
   cmd->add_option("--dead-letter", args->dead_letter, "Write rejected events here as JSON lines, with the reason");
   cmd->add_option("--coupon-secret", args->coupon_secret, "Secret for coupon codes (default: $RAPPORT_COUPON_SECRET)");
-  cmd->add_option("--commit-every", args->commit_every, "Events per state commit group (default 1000000)");
+  cmd->add_option("--commit-every", args->commit_every,
+                  "Events per state commit group when --state already holds state (default 1000000); a bulk load "
+                  "writes changes back when they fill three quarters of --cache-capacity and commits at the end");
   cmd->add_option("--cache-capacity", args->cache_capacity,
                   "Customer profiles kept in memory between commits, in total: --threads share it (default 1048576)");
   cmd->add_option("--threads", args->threads,

@@ -64,8 +64,9 @@ Run Replay(const TempDir& dir, const std::string& name, const std::string& event
   options.state_dir = dir.File(name + "-state");
   options.dead_letter_path = dir.File(name + "-dead.jsonl");
   options.coupon_secret = "s";
-  options.commit_every = 3000;   // several commit groups, some inside a batch
-  options.cache_capacity = 400;  // and evictions, so profiles round-trip through RocksDB
+  // Write-backs every few hundred changed profiles, and evictions, so that
+  // profiles round-trip through RocksDB.
+  options.cache_capacity = 400;
   options.threads = threads;
   const std::string out = dir.File(name + "-actions.jsonl");
   Run run;
@@ -124,6 +125,7 @@ TEST_CASE("replay with several threads gives the one-thread actions and state, b
     CHECK(one.summary.bulk_load);
     CHECK(one.summary.rejected > 0);
     CHECK(one.summary.processor.timers_fired > 100);
+    CHECK(one.summary.processor.commits > 1);
     REQUIRE(one.actions.size() > 1000);
     for (unsigned threads : {2u, 3u, 8u}) {
       INFO(threads << " threads");
@@ -135,7 +137,8 @@ TEST_CASE("replay with several threads gives the one-thread actions and state, b
       CHECK(many.summary.accepted == one.summary.accepted);
       CHECK(many.summary.processor.events == one.summary.processor.events);
       CHECK(many.summary.processor.timers_fired == one.summary.processor.timers_fired);
-      CHECK(many.summary.processor.commits == one.summary.processor.commits);
+      // Each processor writes back when its share of the cache fills.
+      CHECK(many.summary.processor.commits > threads);
       CHECK(many.summary.customers_with_timers == one.summary.customers_with_timers);
       CHECK(many.summary.final_clock.value().ms == one.summary.final_clock.value().ms);
       for (const auto& [id, counters] : one.summary.processor.campaigns) {

@@ -1010,7 +1010,11 @@ void Processor::CollectTimerChanges(std::string_view customer, const Profile& pr
   if (due != kNoTime) add(due, true);
 }
 
-Status Processor::Commit(std::string_view position) {
+Status Processor::Commit(std::string_view position) { return Write(&position); }
+
+Status Processor::WriteBack() { return Write(nullptr); }
+
+Status Processor::Write(const std::string_view* position) {
   // RocksDB's memtable inserts a batch's keys fastest in key order (each
   // insert starts from where the previous one ended), so profiles and timer
   // keys are written sorted. The keys of one batch are all distinct, so the
@@ -1057,8 +1061,10 @@ Status Processor::Commit(std::string_view position) {
       batch_.DeleteTimer(key_of(w));
     }
   }
-  if (clock_ms_ != kNoTime) batch_.SetClock(options_.partition, EventTime{clock_ms_});
-  batch_.SetPosition(options_.partition, position);
+  if (position != nullptr) {
+    if (clock_ms_ != kNoTime) batch_.SetClock(options_.partition, EventTime{clock_ms_});
+    batch_.SetPosition(options_.partition, *position);
+  }
   if (Status s = store_.Commit(batch_); !s.ok()) return s;
   ++stats_.commits;
   // Every cached profile is clean now.

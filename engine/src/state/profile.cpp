@@ -120,8 +120,14 @@ CampaignState* Profile::FindCampaign(uint32_t symbol) {
 }
 CampaignState& Profile::Campaign(uint32_t symbol) {
   if (CampaignState* c = FindCampaign(symbol)) return *c;
-  campaigns.emplace_back().campaign = symbol;
-  return campaigns.back();
+  // In symbol order, so that the encoding does not depend on when empty
+  // entries were dropped (Compact at each commit): a bulk load writes back
+  // at different times on one thread and on several.
+  auto at = std::find_if(campaigns.begin(), campaigns.end(),
+                         [symbol](const CampaignState& c) { return c.campaign > symbol; });
+  auto inserted = campaigns.emplace(at);
+  inserted->campaign = symbol;
+  return *inserted;
 }
 AggregateState* Profile::FindAggregate(uint32_t symbol) {
   return FindBy(aggregates, &AggregateState::aggregate, symbol);

@@ -2,7 +2,8 @@
 //
 // Reads lines with JsonlReader, decodes each once, sends rejected ones to
 // the dead-letter file with their line number and reason, applies the rest
-// in order, commits every `commit_every` events and at the end, and finally
+// in order, commits every `commit_every` events (a bulk load: when its
+// changes fill the cache) and at the end, and finally
 // fires the timers due at or before the final clock (or `until`, if later).
 // Bad input never stops a replay; only I/O and RocksDB failures do.
 //
@@ -44,7 +45,10 @@ struct ReplayOptions {
   std::string state_dir;           // empty: a temporary directory, removed afterwards
   std::string dead_letter_path;    // empty: rejected events are only counted
   std::string coupon_secret;
-  uint64_t commit_every = 1000000;  // events per commit group
+  // Events per commit group into a store that holds state. A bulk load (a
+  // new or empty directory) instead writes changes back when they fill
+  // three quarters of the cache, and commits once, at the end.
+  uint64_t commit_every = 1000000;
   size_t cache_capacity = 1 << 20;  // profiles kept in memory, shared by the threads
   // Sees every decision (e.g. a ReportCollector for --report); null costs
   // nothing. Must outlive RunReplay.

@@ -160,6 +160,13 @@ class Processor {
   // Writes every change since the last commit, with the source position, in
   // one batch.
   Status Commit(std::string_view position);
+  // Writes the changes as Commit() does but not the clock and position, so
+  // that the cache may drop the profiles: for a bulk load, whose state is
+  // not a point to resume from until its final commit.
+  Status WriteBack();
+  // Profiles changed since the last commit (or write-back): they stay in
+  // memory until then.
+  size_t dirty_profiles() const { return dirty_.size(); }
   // Swaps the rule set; takes effect for the next event.
   Status SetRules(std::shared_ptr<const rules::RuleSet> rules);
   // Changes ProcessorOptions::cache_capacity; a smaller bound takes effect
@@ -232,6 +239,8 @@ class Processor {
   bool MayHaveBeenEvicted(size_t hash) const;
   Result<uint32_t> EventTypeSymbol(std::string_view type, std::optional<uint32_t> rule_index);
 
+  // Commit() with a position, WriteBack() without.
+  Status Write(const std::string_view* position);
   Status FireDue(EventTime t);
   // Fires the customer's timers due by the entry's time; re-queues it for
   // its next one.
