@@ -1,5 +1,6 @@
 #include "rapport/connectors/replay.h"
 
+#include <pthread.h>
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -258,7 +259,12 @@ class ShardedReplay {
       if (!p.ok()) return p.status();
       shards_.back()->processor = std::move(*p);
     }
-    for (unsigned i = 0; i < threads_; ++i) workers_.emplace_back([this, i] { Work(i); });
+    for (unsigned i = 0; i < threads_; ++i) {
+      workers_.emplace_back([this, i] {
+        pthread_setname_np(pthread_self(), "rapport:shard");  // for top -H and perf
+        Work(i);
+      });
+    }
 
     write_back_at_ = WriteBackThreshold(each.cache_capacity);
     Event event;

@@ -1,5 +1,6 @@
 #include "rapport/connectors/changelog.h"
 
+#include <pthread.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
@@ -478,7 +479,10 @@ class StandbyReplicas::Impl {
     if (e != RdKafka::ERR_NO_ERROR) return Status::Unavailable("standby: " + RdKafka::err2str(e));
     options_.log("standby: following " + options_.topic + " (" + std::to_string(partitions) +
                  " partitions; the ones owned here are skipped while owned)");
-    thread_ = std::thread([this] { Loop(); });
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "rapport:standby");  // for top -H and perf
+      Loop();
+    });
     return Status::Ok();
   }
 

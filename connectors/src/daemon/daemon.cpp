@@ -1,5 +1,6 @@
 #include "rapport/connectors/daemon.h"
 
+#include <pthread.h>
 #include <librdkafka/rdkafkacpp.h>
 
 #include <atomic>
@@ -90,6 +91,7 @@ class BackgroundCommit {
 
  private:
   void Loop() {
+    pthread_setname_np(pthread_self(), "rapport:commit");  // for top -H and perf
     std::unique_lock lock(mu_);
     for (;;) {
       cv_.wait(lock, [this] { return stopping_ || job_; });

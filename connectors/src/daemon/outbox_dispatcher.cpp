@@ -1,5 +1,6 @@
 #include "rapport/connectors/outbox_dispatcher.h"
 
+#include <pthread.h>
 #include <algorithm>
 
 namespace rapport::connectors {
@@ -17,7 +18,10 @@ OutboxDispatcher::OutboxDispatcher(StateStore& store, std::vector<std::unique_pt
 OutboxDispatcher::~OutboxDispatcher() { Stop(std::chrono::milliseconds(0)); }
 
 void OutboxDispatcher::Start() {
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "rapport:outbox");  // for top -H and perf
+    Loop();
+  });
 }
 
 void OutboxDispatcher::Notify() {
