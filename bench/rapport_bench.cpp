@@ -33,6 +33,7 @@
 
 #include "bench_kafka.h"
 #include "bench_process.h"
+#include "rapport/engine/allocator.h"
 #include "rapport/engine/state_store.h"
 
 namespace fs = std::filesystem;
@@ -604,8 +605,7 @@ int Main(int argc, char** argv) {
     o.rules_dir = relationship;
     o.scratch_dir = args.data + "/scratch";
     if (args.quick) o.runs = 1;
-    fs::remove_all(o.scratch_dir + "/kafka-state-0");
-    fs::remove_all(o.scratch_dir + "/kafka-state-1");
+    for (int run = 0; run < o.runs; ++run) fs::remove_all(o.scratch_dir + "/kafka-state-" + std::to_string(run));
     auto r = MeasureKafkaThroughput(o);
     if (!r.ok()) {
       fail("kafka throughput", r.status());
@@ -719,4 +719,8 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace rapport::bench
 
-int main(int argc, char** argv) { return rapport::bench::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // As rapport's main does: the daemon measured in process allocates as `rapport run` does.
+  rapport::ConfigureAllocator();
+  return rapport::bench::Main(argc, argv);
+}

@@ -1,20 +1,11 @@
 // rapport: the command-line entry point.
 #include <CLI/CLI.hpp>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 #include "commands.h"
+#include "rapport/engine/allocator.h"
 
 int main(int argc, char** argv) {
-#if defined(__GLIBC__)
-  // Commits build large short-lived buffers (batches, sort arrays). glibc
-  // raises its mmap threshold after the first one is freed and serves the
-  // rest from the heap, where they fragment and stay: a 5M-customer replay
-  // peaked 130 MB higher. A fixed threshold maps and unmaps them.
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
-  mallopt(M_TRIM_THRESHOLD, 16 << 20);
-#endif
+  rapport::ConfigureAllocator();
   CLI::App app{
       "Rapport: event-driven campaign automation.\n"
       "Reads store events, keeps per-customer state and fires the campaigns written in YAML rule files."};
