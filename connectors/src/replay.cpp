@@ -618,6 +618,8 @@ std::string FormatReplaySummary(const ReplaySummary& s, const rules::RuleSet& ru
   }
   Row(&out, "timers fired", Thousands(s.processor.timers_fired));
   Row(&out, "customers with timers", Thousands(s.customers_with_timers));
+  // A bulk load's are write-backs, one per processor as its cache fills.
+  Row(&out, "state writes", Thousands(s.processor.commits));
   if (s.final_clock) Row(&out, "final clock", FormatRfc3339(*s.final_clock));
   char line[256];
   std::snprintf(line, sizeof line, "\n  %-30s %10s %10s  %s\n", "campaign", "actions", "held out", "suppressed");
