@@ -169,7 +169,8 @@ struct WorkItem {
   int64_t clock;        // the stream clock after this step
   uint32_t text_begin;  // the event's line in Batch::text (kApply)
   uint32_t text_size;
-  uint32_t position;    // index into Batch::positions (kCommit)
+  uint32_t position;     // index into Batch::positions (kCommit)
+  size_t customer_hash;  // Processor::CustomerHash of the event's customer (kApply)
   uint8_t kinds;
 };
 
@@ -288,14 +289,15 @@ class ShardedReplay {
       }
       const bool advances = event.ts.ms > clock;
       if (advances) clock = event.ts.ms;
-      const unsigned owner = static_cast<unsigned>(std::hash<std::string_view>()(event.customer_id) % threads_);
+      const size_t customer_hash = Processor::CustomerHash(event.customer_id);
+      const unsigned owner = static_cast<unsigned>(customer_hash % threads_);
       const uint32_t text_begin = static_cast<uint32_t>(batch->text.size());
       batch->text.append(in_.line.text);
       for (unsigned i = 0; i < threads_; ++i) {
         uint8_t kinds = (advances ? WorkItem::kAdvance : 0) | (i == owner ? WorkItem::kApply : 0);
         if (kinds == 0) continue;
-        batch->items[i].push_back(
-            WorkItem{step, clock, text_begin, static_cast<uint32_t>(in_.line.text.size()), 0, kinds});
+        batch->items[i].push_back(WorkItem{step, clock, text_begin, static_cast<uint32_t>(in_.line.text.size()), 0,
+                                           customer_hash, kinds});
       }
       ++step;
       if (++batch->events >= kBatchEvents || batch->text.size() >= (8u << 20)) {
@@ -316,7 +318,7 @@ class ShardedReplay {
     batch->positions.push_back(in_.Position());
     for (unsigned i = 0; i < threads_; ++i) {
       batch->items[i].push_back(WorkItem{step, end ? end->ms : kNoTime, 0, 0,
-                                         static_cast<uint32_t>(batch->positions.size() - 1),
+                                         static_cast<uint32_t>(batch->positions.size() - 1), 0,
                                          static_cast<uint8_t>((end ? WorkItem::kEnd : 0) | WorkItem::kCommit)});
     }
     if (Status s = Publish(batch); !s.ok()) return s;
@@ -454,7 +456,16 @@ class ShardedReplay {
     ShardSink& sink = shard.sink;
     Event event;
     Rejection rejection;
-    for (const WorkItem& item : items) {
+    // The customers' cache memory, loaded ahead (Processor::Prefetch).
+    constexpr size_t kSlotAhead = 8, kEntryAhead = 4;
+    auto prefetch = [&](size_t at, bool entry) {
+      if (at < items.size() && (items[at].kinds & WorkItem::kApply)) p.Prefetch(items[at].customer_hash, entry);
+    };
+    for (size_t i = 0; i < kSlotAhead; ++i) prefetch(i, i >= kEntryAhead);
+    for (size_t i = 0; i < items.size(); ++i) {
+      const WorkItem& item = items[i];
+      prefetch(i + kSlotAhead, false);
+      prefetch(i + kEntryAhead, true);
       sink.step = item.step;
       if (item.kinds & (WorkItem::kAdvance | WorkItem::kEnd)) {
         sink.from_event = false;

@@ -395,6 +395,16 @@ void ResetProfile(Profile* p) {
 }
 }  // namespace
 
+size_t Processor::CustomerHash(std::string_view customer) { return ProfileCache::HashOf(customer); }
+
+void Processor::Prefetch(size_t customer_hash, bool entry) const {
+  if (entry) {
+    cache_->PrefetchEntry(customer_hash);
+  } else {
+    cache_->PrefetchSlot(customer_hash);
+  }
+}
+
 Result<Processor::CachedProfile*> Processor::Load(std::string_view customer) {
   // Timers firing for one customer, then its event, find it still decoded.
   if (current_.entry != CachedProfile::kNoEntry && current_.customer == customer) return &current_;
