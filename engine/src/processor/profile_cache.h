@@ -18,8 +18,6 @@
 #include <string_view>
 #include <vector>
 
-#include "huge_pages.h"
-
 namespace rapport {
 
 class ProfileCache {
@@ -125,10 +123,10 @@ class ProfileCache {
   void InsertSlot(size_t hash, uint32_t index);
   void RebuildTable(size_t slots);
 
-  std::vector<Entry, HugePageAllocator<Entry>> pool_;
+  std::vector<Entry> pool_;
   std::vector<uint32_t> free_;
   // Slots: the hash's high 32 bits and the pool index plus one; 0 is empty.
-  std::vector<uint64_t, HugePageAllocator<uint64_t>> table_ = std::vector<uint64_t, HugePageAllocator<uint64_t>>(1024, 0);
+  std::vector<uint64_t> table_ = std::vector<uint64_t>(1024, 0);
   size_t count_ = 0;
   size_t sweep_ = 0;
 };
