@@ -338,27 +338,36 @@ campaigns:
   CHECK(p.types[0].count == 2);
 }
 
-TEST_CASE("a customer's timers are one timer key, at the earliest due, moved only when that changes") {
-  EngineHarness h(std::string(R"(
+namespace {
+// An inactivity timer and a delay: a customer can have both armed.
+const std::string kTwoTimerRules = std::string(R"(
 campaigns:
   - id: lapsed
     trigger:
       inactivity: {event: visit, for: 1d})") + kAction + R"(
   - id: thanks-later
     trigger: {event: purchase}
-    delay: {for: 3d})" + kAction);
-  auto keys = [&h] {
-    Strings out;
-    REQUIRE(h.store->ForEachTimer(0, [&out](std::string_view key) {
-      uint32_t partition;
-      rapport::EventTime due;
-      std::string_view customer, legacy_campaign;
-      REQUIRE(rapport::ParseTimerKey(key, &partition, &due, &customer, &legacy_campaign));
-      CHECK(legacy_campaign.empty());
-      out.push_back(std::string(customer) + " " + rapport::FormatRfc3339(due));
-    }).ok());
-    return out;
-  };
+    delay: {for: 3d})" + kAction;
+
+// Partition 0's timer keys as "customer due", and " campaign" for a key of
+// the one-per-timer layout.
+Strings TimerKeys(rapport::StateStore& store) {
+  Strings out;
+  REQUIRE(store.ForEachTimer(0, [&out](std::string_view key) {
+    uint32_t partition;
+    rapport::EventTime due;
+    std::string_view customer, legacy_campaign;
+    REQUIRE(rapport::ParseTimerKey(key, &partition, &due, &customer, &legacy_campaign));
+    out.push_back(std::string(customer) + " " + rapport::FormatRfc3339(due));
+    if (!legacy_campaign.empty()) out.back() += " " + std::string(legacy_campaign);
+  }).ok());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("a customer's timers are one timer key, at the earliest due, moved only when that changes") {
+  EngineHarness h(kTwoTimerRules);
+  auto keys = [&h] { return TimerKeys(*h.store); };
   h.Send(Ev("purchase", "a", "2026-01-01T00:00:00Z", R"("amount":20)"));
   h.Send(Ev("visit", "a", "2026-01-01T01:00:00Z"));
   h.Commit();
@@ -400,16 +409,8 @@ TEST_CASE("a timer whose campaign left the rules never fires; the others of its 
 
 TEST_CASE("a store with one timer key per timer is rewritten to one per customer at open, and its timers fire") {
   rapport::testing::TempDir dir;
-  std::string rules = std::string(R"(
-campaigns:
-  - id: lapsed
-    trigger:
-      inactivity: {event: visit, for: 1d})") + kAction + R"(
-  - id: thanks-later
-    trigger: {event: purchase}
-    delay: {for: 3d})" + kAction;
   {
-    EngineHarness h(rules, dir.File("state"));
+    EngineHarness h(kTwoTimerRules, dir.File("state"));
     h.Send(Ev("purchase", "a", "2026-01-01T00:00:00Z", R"("amount":20)"));
     h.Send(Ev("visit", "a", "2026-01-01T01:00:00Z"));
     h.Send(Ev("visit", "b", "2026-01-01T02:00:00Z"));
@@ -429,18 +430,12 @@ campaigns:
       }
     }
     REQUIRE(h.store->Commit(batch).ok());
+    CHECK(TimerKeys(*h.store) == Strings{"a 2026-01-02T01:00:00.000Z lapsed", "b 2026-01-02T02:00:00.000Z lapsed",
+                                         "a 2026-01-04T00:00:00.000Z thanks-later"});
   }
-  EngineHarness h(rules, dir.File("state"));
+  EngineHarness h(kTwoTimerRules, dir.File("state"));
   CHECK(h.processor->customers_with_timers() == 2);
-  Strings keys;
-  REQUIRE(h.store->ForEachTimer(0, [&keys](std::string_view key) {
-    uint32_t partition;
-    rapport::EventTime due;
-    std::string_view customer, legacy_campaign;
-    REQUIRE(rapport::ParseTimerKey(key, &partition, &due, &customer, &legacy_campaign));
-    keys.push_back(std::string(customer) + " " + rapport::FormatRfc3339(due) + " " + std::string(legacy_campaign));
-  }).ok());
-  CHECK(keys == Strings{"a 2026-01-02T01:00:00.000Z ", "b 2026-01-02T02:00:00.000Z "});
+  CHECK(TimerKeys(*h.store) == Strings{"a 2026-01-02T01:00:00.000Z", "b 2026-01-02T02:00:00.000Z"});
   h.AdvanceTo("2026-01-05T00:00:00Z");
   CHECK(h.Fired() == Strings{"lapsed a 2026-01-02T01:00:00.000Z", "lapsed b 2026-01-02T02:00:00.000Z",
                              "thanks-later a 2026-01-04T00:00:00.000Z"});
