@@ -116,23 +116,27 @@ struct ReplayInput {
 
 // A bulk load's commits are no points to resume from (a crash leaves a
 // directory to discard), so it writes a profile back only when memory asks
-// for it: when the profiles changed since the last write-back fill half the
-// processor's cache (which then holds these and at most three quarters of
-// clean ones, kept after the last write-back; at three quarters changed, a
-// 5M-customer replay on two threads peaked above 1 GiB). A customer seen
-// many times between two write-backs is written once.
-size_t WriteBackThreshold(size_t cache_capacity) { return std::max<size_t>(1, cache_capacity / 2); }
+// for it: when the profiles changed since the last write-back fill three
+// quarters of the processor's cache bound, or when the cache (those and the
+// clean ones kept, at most three quarters of the bound after a write-back)
+// is full. So a customer seen many times between two write-backs is written
+// once, and the cache stays within its bound (when it could grow to 1.5
+// times the bound, a 5M-customer replay on two threads peaked above 1 GiB).
+bool WriteBackDue(const Processor& p, size_t cache_capacity) {
+  return p.dirty_profiles() >= std::max<size_t>(1, cache_capacity / 4 * 3) ||
+         (p.dirty_profiles() > 0 && p.cached_profiles() >= cache_capacity);
+}
 
 Status ReplayOneThread(const ReplayOptions& options, bool bulk_load, ReplayInput& in, Processor& p,
                        ReplaySummary* summary) {
   Event event;
   Status status;
   uint64_t since_commit = 0;
-  const size_t write_back_at = WriteBackThreshold(options.cache_capacity);
+
   while (in.NextEvent(&event, summary, &status)) {
     if (Status s = p.Apply(event); !s.ok()) return s;
     if (bulk_load) {
-      if (p.dirty_profiles() >= write_back_at) {
+      if (WriteBackDue(p, options.cache_capacity)) {
         if (Status s = p.WriteBack(); !s.ok()) return s;
       }
     } else if (++since_commit >= options.commit_every) {
@@ -269,7 +273,7 @@ class ShardedReplay {
       });
     }
 
-    write_back_at_ = WriteBackThreshold(each.cache_capacity);
+    cache_share_ = each.cache_capacity;
     Event event;
     Status status;
     uint64_t step = 0;
@@ -481,7 +485,7 @@ class ShardedReplay {
         }
         if (Status s = p.Apply(event); !s.ok()) return s;
       }
-      if (p.dirty_profiles() >= write_back_at_) {
+      if (WriteBackDue(p, cache_share_)) {
         if (Status s = p.WriteBack(); !s.ok()) return s;
       }
       if (item.kinds & WorkItem::kCommit) {
@@ -496,7 +500,7 @@ class ShardedReplay {
   StateStore& store_;
   ActionSink& sink_;
   const unsigned threads_;
-  size_t write_back_at_ = 0;  // each processor's WriteBackThreshold
+  size_t cache_share_ = 0;  // each processor's cache_capacity
   const rules::RuleSet* rules_ = nullptr;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> workers_;

@@ -397,6 +397,8 @@ void ResetProfile(Profile* p) {
 
 size_t Processor::CustomerHash(std::string_view customer) { return ProfileCache::HashOf(customer); }
 
+size_t Processor::cached_profiles() const { return cache_->size(); }
+
 void Processor::Prefetch(size_t customer_hash, bool entry) const {
   if (entry) {
     cache_->PrefetchEntry(customer_hash);

@@ -173,6 +173,8 @@ class Processor {
   // Profiles changed since the last commit (or write-back): they stay in
   // memory until then.
   size_t dirty_profiles() const { return dirty_.size(); }
+  // Profiles in memory, changed or not.
+  size_t cached_profiles() const;
   // Swaps the rule set; takes effect for the next event.
   Status SetRules(std::shared_ptr<const rules::RuleSet> rules);
   // Changes ProcessorOptions::cache_capacity; a smaller bound takes effect
