@@ -132,7 +132,6 @@ Status ReplayOneThread(const ReplayOptions& options, bool bulk_load, ReplayInput
   Event event;
   Status status;
   uint64_t since_commit = 0;
-
   while (in.NextEvent(&event, summary, &status)) {
     if (Status s = p.Apply(event); !s.ok()) return s;
     if (bulk_load) {
@@ -175,7 +174,6 @@ struct WorkItem {
   int64_t clock;        // the stream clock after this step
   uint32_t text_begin;  // the event's line in Batch::text (kApply)
   uint32_t text_size;
-  uint32_t position;     // index into Batch::positions (kCommit)
   size_t customer_hash;  // Processor::CustomerHash of the event's customer (kApply)
   uint8_t kinds;
 };
@@ -224,7 +222,7 @@ struct Batch {
   uint64_t sequence = 0;
   std::string text;  // the accepted lines of the batch, back to back, then padding
   std::vector<std::vector<WorkItem>> items;  // per processor
-  std::vector<std::string> positions;
+  std::string end_position;  // the source position at the end (kCommit)
   std::vector<ShardSink> sinks;  // per processor
   size_t events = 0;
   unsigned pending = 0;  // processors still working on it
@@ -302,8 +300,8 @@ class ShardedReplay {
       for (unsigned i = 0; i < threads_; ++i) {
         uint8_t kinds = (advances ? WorkItem::kAdvance : 0) | (i == owner ? WorkItem::kApply : 0);
         if (kinds == 0) continue;
-        batch->items[i].push_back(WorkItem{step, clock, text_begin, static_cast<uint32_t>(in_.line.text.size()), 0,
-                                           customer_hash, kinds});
+        batch->items[i].push_back(
+            WorkItem{step, clock, text_begin, static_cast<uint32_t>(in_.line.text.size()), customer_hash, kinds});
       }
       ++step;
       if (++batch->events >= kBatchEvents || batch->text.size() >= (8u << 20)) {
@@ -321,10 +319,9 @@ class ShardedReplay {
     std::optional<EventTime> end;
     if (clock != kNoTime) end = EventTime{clock};
     if (options_.until && (!end || *options_.until > *end)) end = options_.until;
-    batch->positions.push_back(in_.Position());
+    batch->end_position = in_.Position();
     for (unsigned i = 0; i < threads_; ++i) {
-      batch->items[i].push_back(WorkItem{step, end ? end->ms : kNoTime, 0, 0,
-                                         static_cast<uint32_t>(batch->positions.size() - 1), 0,
+      batch->items[i].push_back(WorkItem{step, end ? end->ms : kNoTime, 0, 0, 0,
                                          static_cast<uint8_t>((end ? WorkItem::kEnd : 0) | WorkItem::kCommit)});
     }
     if (Status s = Publish(batch); !s.ok()) return s;
@@ -376,7 +373,7 @@ class ShardedReplay {
     b.sequence = published_;
     b.text.clear();
     for (auto& items : b.items) items.clear();
-    b.positions.clear();
+    b.end_position.clear();
     b.events = 0;
     return &b;
   }
@@ -489,7 +486,7 @@ class ShardedReplay {
         if (Status s = p.WriteBack(); !s.ok()) return s;
       }
       if (item.kinds & WorkItem::kCommit) {
-        if (Status s = p.Commit(b.positions[item.position]); !s.ok()) return s;
+        if (Status s = p.Commit(b.end_position); !s.ok()) return s;
       }
     }
     return Status::Ok();

@@ -701,19 +701,15 @@ void Processor::ArmTimer(CachedProfile* p, uint32_t ci, EventTime due) {
                                   replaced == kNoTime ? std::nullopt : std::optional<EventTime>(EventTime{replaced}));
     if (replaced != kNoTime) PushTimer(replaced, ci, p->customer);  // reported stale when it comes due
   }
+  // A timer moved later keeps the customer's queue entry (TimerEntry).
+  const bool moved_later = replaced != kNoTime && due.ms > replaced;
+  const int64_t earliest = moved_later ? kNoTime : EarliestArmed(p->profile);  // before this one moves
   state.armed_due_ms = due.ms;
   MarkDirty(p);
-  // A timer moved later keeps the customer's queue entry (TimerEntry).
-  if (replaced != kNoTime && due.ms > replaced) return;
-  int64_t others = kNoTime;
-  for (const CampaignState& c : p->profile.campaigns) {
-    if (&c != &state && c.armed_due_ms != kNoTime && (others == kNoTime || c.armed_due_ms < others)) {
-      others = c.armed_due_ms;
-    }
-  }
-  if (replaced == kNoTime && others == kNoTime) ++customers_with_timers_;
-  // Another timer due no later has an entry at or before it already.
-  if (others == kNoTime || others > due.ms) PushTimer(due.ms, TimerEntry::kCustomer, p->customer);
+  if (moved_later) return;
+  if (earliest == kNoTime) ++customers_with_timers_;
+  // The customer has an entry at or before its earliest timer already.
+  if (earliest == kNoTime || earliest > due.ms) PushTimer(due.ms, TimerEntry::kCustomer, p->customer);
 }
 
 Status Processor::AdvanceTo(EventTime t) {
