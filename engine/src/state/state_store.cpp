@@ -5,6 +5,8 @@
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/metadata.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -12,6 +14,7 @@
 #include <cstdarg>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <set>
 
 #include "rapport/engine/coding.h"
@@ -539,7 +542,87 @@ class SortedOps final : public rocksdb::WriteBatch::Handler {
   std::vector<Op> ops;
 };
 
+// Writes a batch's puts and deletes into one table file per family; the
+// batch must hold each family's keys in increasing order.
+class TableFiles final : public rocksdb::WriteBatch::Handler {
+ public:
+  TableFiles(rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& families, std::string path_prefix)
+      : db_(db), families_(families), path_prefix_(std::move(path_prefix)) {}
+  ~TableFiles() override {
+    writers_.clear();
+    std::error_code ec;
+    for (const auto& [family, path] : paths_) std::filesystem::remove(path, ec);  // moved in, or abandoned
+  }
+
+  rocksdb::Status PutCF(uint32_t family, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+    rocksdb::SstFileWriter* w = nullptr;
+    if (rocksdb::Status s = Writer(family, &w); !s.ok()) return s;
+    return w->Put(key, value);
+  }
+  rocksdb::Status DeleteCF(uint32_t family, const rocksdb::Slice& key) override {
+    rocksdb::SstFileWriter* w = nullptr;
+    if (rocksdb::Status s = Writer(family, &w); !s.ok()) return s;
+    return w->Delete(key);
+  }
+
+  // Finishes the files and links them into their families, in one step.
+  rocksdb::Status Ingest() {
+    std::vector<rocksdb::IngestExternalFileArg> args;
+    for (auto& [family, writer] : writers_) {
+      if (rocksdb::Status s = writer->Finish(); !s.ok()) return s;
+      rocksdb::IngestExternalFileArg arg;
+      arg.column_family = Handle(family);
+      arg.external_files = {paths_[family]};
+      arg.options.move_files = true;  // a hard link: the file is already in the store's directory
+      arg.options.write_global_seqno = false;
+      args.push_back(std::move(arg));
+    }
+    return args.empty() ? rocksdb::Status::OK() : db_.IngestExternalFiles(args);
+  }
+
+ private:
+  rocksdb::ColumnFamilyHandle* Handle(uint32_t family) const {
+    for (auto* h : families_) {
+      if (h->GetID() == family) return h;
+    }
+    return nullptr;
+  }
+  rocksdb::Status Writer(uint32_t family, rocksdb::SstFileWriter** out) {
+    if (auto it = writers_.find(family); it != writers_.end()) {
+      *out = it->second.get();
+      return rocksdb::Status::OK();
+    }
+    rocksdb::ColumnFamilyHandle* handle = Handle(family);
+    if (handle == nullptr) return rocksdb::Status::InvalidArgument("unknown column family");
+    // The file's pages stay cached: the replay reads its profiles back.
+    auto writer = std::make_unique<rocksdb::SstFileWriter>(
+        rocksdb::EnvOptions(), rocksdb::Options(db_.GetDBOptions(), db_.GetOptions(handle)), handle,
+        /*invalidate_page_cache=*/false);
+    const std::string path = path_prefix_ + std::to_string(family) + ".sst";
+    paths_[family] = path;
+    if (rocksdb::Status s = writer->Open(path); !s.ok()) return s;
+    *out = writer.get();
+    writers_[family] = std::move(writer);
+    return rocksdb::Status::OK();
+  }
+
+  rocksdb::DB& db_;
+  const std::vector<rocksdb::ColumnFamilyHandle*>& families_;
+  const std::string path_prefix_;
+  std::map<uint32_t, std::unique_ptr<rocksdb::SstFileWriter>> writers_;
+  std::map<uint32_t, std::string> paths_;
+};
+
 }  // namespace
+
+Status StateStore::IngestInOrder(rocksdb::WriteBatch& batch, bool* written) {
+  *written = false;
+  TableFiles files(*db_, handles_, dir_ + "/ingest-" + std::to_string(ingest_files_++) + "-");
+  if (!batch.Iterate(&files).ok()) return Status::Ok();  // e.g. an operation the files cannot hold
+  if (Status s = FromRocks(files.Ingest(), "writing state as table files"); !s.ok()) return s;
+  *written = true;
+  return Status::Ok();
+}
 
 Status StateStore::Commit(CommitBatch& batch) {
   if (batch.Count() == 0) return Status::Ok();
@@ -557,6 +640,17 @@ Status StateStore::Commit(CommitBatch& batch) {
     if (Status s = FromRocks(batch.batch_->Iterate(&collector), "reading a commit batch"); !s.ok()) return s;
     if (Status s = Replicate(partition, batch.position_, changes, true, batch.batch_.get()); !s.ok()) return s;
   }
+  const bool in_order = batch.in_order_ && listener_ == nullptr;
+  // A bulk load's write-back holds most of the cache's profiles: building
+  // its table files directly costs a fraction of inserting them into the
+  // memtable's skiplist (and its bloom filter) and flushing that later.
+  if (options_.bulk_load && in_order) {
+    bool written = false;
+    if (Status s = IngestInOrder(*batch.batch_, &written); !s.ok() || written) {
+      batch.Clear();
+      return s;
+    }
+  }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
   wo.disableWAL = options_.bulk_load;
@@ -570,7 +664,6 @@ Status StateStore::Commit(CommitBatch& batch) {
   rocksdb::WriteBatch* to_write = batch.batch_.get();
   rocksdb::WriteBatch sorted;
   SortedOps collected;
-  const bool in_order = batch.in_order_ && listener_ == nullptr;
   if (!in_order && batch.Count() > 1 && to_write->Iterate(&collected).ok()) {
     auto& ops = collected.ops;
     std::stable_sort(ops.begin(), ops.end(), [](const SortedOps::Op& a, const SortedOps::Op& b) {
@@ -787,13 +880,33 @@ Status StateStore::Flush() {
 }
 
 Status StateStore::Compact() {
-  // What is already in the last level stays as it is; the rest is merged
-  // into it, with the bottommost compression.
-  rocksdb::CompactRangeOptions co;
+  // Every table file of a family is merged into its last level in one pass,
+  // with the bottommost compression. (CompactRange merges level by level: a
+  // bulk load's ingested files, each placed on the lowest level it does not
+  // overlap, were rewritten once per level they spanned.) The background
+  // work is paused first, so that no compaction holds a file this one needs.
+  db_->PauseBackgroundWork();
+  Status result;
   for (rocksdb::ColumnFamilyHandle* family : handles_) {
-    if (Status s = FromRocks(db_->CompactRange(co, family, nullptr, nullptr), "compacting"); !s.ok()) return s;
+    rocksdb::ColumnFamilyMetaData meta;
+    db_->GetColumnFamilyMetaData(family, &meta);
+    const int last = static_cast<int>(meta.levels.size()) - 1;
+    std::vector<std::string> files;
+    bool only_last = true;
+    for (const rocksdb::LevelMetaData& level : meta.levels) {
+      for (const rocksdb::SstFileMetaData& file : level.files) {
+        files.push_back(file.name);
+        only_last &= level.level == last;
+      }
+    }
+    if (files.empty() || (files.size() == 1 && only_last)) continue;
+    rocksdb::CompactionOptions co;
+    co.compression = rocksdb::kDisableCompressionOption;  // the family's, for its last level
+    result = FromRocks(db_->CompactFiles(co, family, files, last), "compacting");
+    if (!result.ok()) break;
   }
-  return Status::Ok();
+  db_->ContinueBackgroundWork();
+  return result;
 }
 
 }  // namespace rapport

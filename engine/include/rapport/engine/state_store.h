@@ -71,9 +71,10 @@ struct StateStoreOptions {
   // state as of Open; writes (Commit, Symbol of a new name) fail.
   bool read_only = false;
   // For filling a new, empty store in one go (a replay into a fresh
-  // directory): writes skip the write-ahead log and memtables are larger.
-  // Nothing is durable until Flush() (or a clean close); a crash before it
-  // leaves a directory to discard.
+  // directory): writes skip the write-ahead log, and a large commit whose
+  // keys come in order is written as table files linked into the store
+  // instead of through the memtables. Nothing is durable until Flush() (or
+  // a clean close); a crash before it leaves a directory to discard.
   bool bulk_load = false;
 };
 
@@ -287,6 +288,12 @@ class StateStore {
   rocksdb::ColumnFamilyHandle* timers_ = nullptr;
   rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
 
+  // Writes a bulk load's batch (each family's keys in increasing order) as
+  // one table file per family and links them into the store. False in
+  // *written when the batch holds an operation a table file cannot: the
+  // caller then writes it as usual.
+  Status IngestInOrder(rocksdb::WriteBatch& batch, bool* written);
+
   Status Replicate(uint32_t partition, std::string_view position, const std::vector<StateChange>& changes,
                    bool wait, rocksdb::WriteBatch* batch);
   void ForgetSymbols(uint32_t partition);
@@ -300,6 +307,7 @@ class StateStore {
   bool grouping_ = false;
   CommitGroup held_;
   std::atomic<int> taken_groups_{0};
+  std::atomic<uint64_t> ingest_files_{0};  // names IngestInOrder's files
   std::mutex taken_mu_;
   std::condition_variable taken_cv_;
   mutable std::mutex symbols_mu_;
