@@ -594,10 +594,13 @@ class TableFiles final : public rocksdb::WriteBatch::Handler {
     }
     rocksdb::ColumnFamilyHandle* handle = Handle(family);
     if (handle == nullptr) return rocksdb::Status::InvalidArgument("unknown column family");
+    rocksdb::Options options(db_.GetDBOptions(), db_.GetOptions(handle));
+    // A writer compresses with the last level's (slower, denser) compression
+    // unless told otherwise; the final compaction applies that one anyway.
+    options.bottommost_compression = options.compression;
     // The file's pages stay cached: the replay reads its profiles back.
-    auto writer = std::make_unique<rocksdb::SstFileWriter>(
-        rocksdb::EnvOptions(), rocksdb::Options(db_.GetDBOptions(), db_.GetOptions(handle)), handle,
-        /*invalidate_page_cache=*/false);
+    auto writer = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options, handle,
+                                                           /*invalidate_page_cache=*/false);
     const std::string path = path_prefix_ + std::to_string(family) + ".sst";
     paths_[family] = path;
     if (rocksdb::Status s = writer->Open(path); !s.ok()) return s;
