@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "rapport/engine/coding.h"
 
@@ -84,13 +85,99 @@ bool ParseTimerKey(std::string_view key, uint32_t* partition, EventTime* due, st
   return !customer->empty() && (sep == std::string_view::npos || !legacy_campaign->empty());
 }
 
+// A bulk load's writes to a family, as long as they come in increasing key
+// order, go into one table file, which StateStore::Commit links into the
+// store: building it directly costs a fraction of inserting the keys into
+// the memtable's skiplist (and its bloom filter), flushing that later, and
+// copying every write into a WriteBatch on the way.
+class TableFileSet {
+ public:
+  TableFileSet(rocksdb::DB& db, std::string path_prefix) : db_(db), path_prefix_(std::move(path_prefix)) {}
+  ~TableFileSet() {
+    std::error_code ec;
+    for (File& f : files_) {
+      f.writer.reset();
+      std::filesystem::remove(f.path, ec);  // moved into the store, or abandoned
+    }
+  }
+  TableFileSet(const TableFileSet&) = delete;
+  TableFileSet& operator=(const TableFileSet&) = delete;
+
+  // False when the write cannot go into the family's file (its key is not
+  // above the previous one's, or the file could not be written): the
+  // caller then writes it through the batch. A commit holds at most one
+  // write per key, so which of the two takes it changes nothing.
+  bool Write(rocksdb::ColumnFamilyHandle* family, std::string_view key, std::string_view value, bool put) {
+    rocksdb::SstFileWriter* w = Writer(family);
+    if (w == nullptr) return false;
+    const rocksdb::Slice k(key.data(), key.size());
+    return (put ? w->Put(k, rocksdb::Slice(value.data(), value.size())) : w->Delete(k)).ok();
+  }
+
+  // Finishes the files and links them into their families, in one step.
+  rocksdb::Status Ingest() {
+    std::vector<rocksdb::IngestExternalFileArg> args;
+    for (File& f : files_) {
+      if (rocksdb::Status s = f.writer->Finish(); !s.ok()) return s;
+      rocksdb::IngestExternalFileArg arg;
+      arg.column_family = f.family;
+      arg.external_files = {f.path};
+      arg.options.move_files = true;  // a hard link: the file is already in the store's directory
+      arg.options.write_global_seqno = false;
+      args.push_back(std::move(arg));
+    }
+    return args.empty() ? rocksdb::Status::OK() : db_.IngestExternalFiles(args);
+  }
+
+ private:
+  struct File {
+    rocksdb::ColumnFamilyHandle* family;
+    std::string path;
+    std::unique_ptr<rocksdb::SstFileWriter> writer;
+  };
+
+  rocksdb::SstFileWriter* Writer(rocksdb::ColumnFamilyHandle* family) {
+    for (File& f : files_) {
+      if (f.family == family) return f.writer.get();
+    }
+    rocksdb::Options options(db_.GetDBOptions(), db_.GetOptions(family));
+    // A writer compresses with the last level's (slower, denser) compression
+    // unless told otherwise; the final compaction applies that one anyway.
+    options.bottommost_compression = options.compression;
+    // The file's pages stay cached: the replay reads its profiles back.
+    File f{family, path_prefix_ + std::to_string(family->GetID()) + ".sst",
+           std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options, family,
+                                                    /*invalidate_page_cache=*/false)};
+    if (!f.writer->Open(f.path).ok()) return nullptr;
+    files_.push_back(std::move(f));
+    return files_.back().writer.get();
+  }
+
+  rocksdb::DB& db_;
+  const std::string path_prefix_;
+  std::vector<File> files_;
+};
+
 CommitBatch::CommitBatch(StateStore& store) : store_(store), batch_(std::make_unique<rocksdb::WriteBatch>()) {}
 CommitBatch::~CommitBatch() = default;
+
+bool CommitBatch::WriteTable(rocksdb::ColumnFamilyHandle* family, std::string_view key, std::string_view value,
+                             bool put) {
+  if (!store_.options_.bulk_load || store_.listener_ != nullptr) return false;
+  if (!tables_) {
+    tables_ = std::make_unique<TableFileSet>(*store_.db_,
+                                             store_.dir_ + "/ingest-" + std::to_string(store_.ingest_files_++) + "-");
+  }
+  if (!tables_->Write(family, key, value, put)) return false;
+  ++table_writes_;
+  return true;
+}
 
 void CommitBatch::PutProfile(uint32_t partition, std::string_view customer, std::string_view encoded) {
   partition_ = partition;
   key_.clear();
   AppendProfileKey(&key_, partition, customer);
+  if (WriteTable(store_.profiles_, key_, encoded, true)) return;
   NoteKey(kProfilesFamily, key_);
   batch_->Put(store_.profiles_, key_, rocksdb::Slice(encoded.data(), encoded.size()));
 }
@@ -104,12 +191,14 @@ static int64_t PartitionOfKey(std::string_view key) {
 
 void CommitBatch::PutTimer(std::string_view timer_key) {
   partition_ = PartitionOfKey(timer_key);
+  if (WriteTable(store_.timers_, timer_key, {}, true)) return;
   NoteKey(kTimersFamily, timer_key);
   batch_->Put(store_.timers_, rocksdb::Slice(timer_key.data(), timer_key.size()), rocksdb::Slice());
 }
 
 void CommitBatch::DeleteTimer(std::string_view timer_key) {
   partition_ = PartitionOfKey(timer_key);
+  if (WriteTable(store_.timers_, timer_key, {}, false)) return;
   NoteKey(kTimersFamily, timer_key);
   batch_->Delete(store_.timers_, rocksdb::Slice(timer_key.data(), timer_key.size()));
 }
@@ -146,7 +235,7 @@ void CommitBatch::PutOutbox(uint32_t partition, uint64_t sequence, std::string_v
   batch_->Put(store_.outbox_, key_, value_);
 }
 
-size_t CommitBatch::Count() const { return batch_->Count(); }
+size_t CommitBatch::Count() const { return batch_->Count() + table_writes_; }
 void CommitBatch::NoteKey(Family family, std::string_view key) {
   std::string& last = last_keys_[family];
   if (!in_order_ || (!last.empty() && std::string_view(last) >= key)) {
@@ -158,6 +247,8 @@ void CommitBatch::NoteKey(Family family, std::string_view key) {
 
 void CommitBatch::Clear() {
   batch_->Clear();
+  tables_.reset();
+  table_writes_ = 0;
   in_order_ = true;
   for (std::string& k : last_keys_) k.clear();
   position_.clear();
@@ -542,90 +633,7 @@ class SortedOps final : public rocksdb::WriteBatch::Handler {
   std::vector<Op> ops;
 };
 
-// Writes a batch's puts and deletes into one table file per family; the
-// batch must hold each family's keys in increasing order.
-class TableFiles final : public rocksdb::WriteBatch::Handler {
- public:
-  TableFiles(rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& families, std::string path_prefix)
-      : db_(db), families_(families), path_prefix_(std::move(path_prefix)) {}
-  ~TableFiles() override {
-    writers_.clear();
-    std::error_code ec;
-    for (const auto& [family, path] : paths_) std::filesystem::remove(path, ec);  // moved in, or abandoned
-  }
-
-  rocksdb::Status PutCF(uint32_t family, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
-    rocksdb::SstFileWriter* w = nullptr;
-    if (rocksdb::Status s = Writer(family, &w); !s.ok()) return s;
-    return w->Put(key, value);
-  }
-  rocksdb::Status DeleteCF(uint32_t family, const rocksdb::Slice& key) override {
-    rocksdb::SstFileWriter* w = nullptr;
-    if (rocksdb::Status s = Writer(family, &w); !s.ok()) return s;
-    return w->Delete(key);
-  }
-
-  // Finishes the files and links them into their families, in one step.
-  rocksdb::Status Ingest() {
-    std::vector<rocksdb::IngestExternalFileArg> args;
-    for (auto& [family, writer] : writers_) {
-      if (rocksdb::Status s = writer->Finish(); !s.ok()) return s;
-      rocksdb::IngestExternalFileArg arg;
-      arg.column_family = Handle(family);
-      arg.external_files = {paths_[family]};
-      arg.options.move_files = true;  // a hard link: the file is already in the store's directory
-      arg.options.write_global_seqno = false;
-      args.push_back(std::move(arg));
-    }
-    return args.empty() ? rocksdb::Status::OK() : db_.IngestExternalFiles(args);
-  }
-
- private:
-  rocksdb::ColumnFamilyHandle* Handle(uint32_t family) const {
-    for (auto* h : families_) {
-      if (h->GetID() == family) return h;
-    }
-    return nullptr;
-  }
-  rocksdb::Status Writer(uint32_t family, rocksdb::SstFileWriter** out) {
-    if (auto it = writers_.find(family); it != writers_.end()) {
-      *out = it->second.get();
-      return rocksdb::Status::OK();
-    }
-    rocksdb::ColumnFamilyHandle* handle = Handle(family);
-    if (handle == nullptr) return rocksdb::Status::InvalidArgument("unknown column family");
-    rocksdb::Options options(db_.GetDBOptions(), db_.GetOptions(handle));
-    // A writer compresses with the last level's (slower, denser) compression
-    // unless told otherwise; the final compaction applies that one anyway.
-    options.bottommost_compression = options.compression;
-    // The file's pages stay cached: the replay reads its profiles back.
-    auto writer = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options, handle,
-                                                           /*invalidate_page_cache=*/false);
-    const std::string path = path_prefix_ + std::to_string(family) + ".sst";
-    paths_[family] = path;
-    if (rocksdb::Status s = writer->Open(path); !s.ok()) return s;
-    *out = writer.get();
-    writers_[family] = std::move(writer);
-    return rocksdb::Status::OK();
-  }
-
-  rocksdb::DB& db_;
-  const std::vector<rocksdb::ColumnFamilyHandle*>& families_;
-  const std::string path_prefix_;
-  std::map<uint32_t, std::unique_ptr<rocksdb::SstFileWriter>> writers_;
-  std::map<uint32_t, std::string> paths_;
-};
-
 }  // namespace
-
-Status StateStore::IngestInOrder(rocksdb::WriteBatch& batch, bool* written) {
-  *written = false;
-  TableFiles files(*db_, handles_, dir_ + "/ingest-" + std::to_string(ingest_files_++) + "-");
-  if (!batch.Iterate(&files).ok()) return Status::Ok();  // e.g. an operation the files cannot hold
-  if (Status s = FromRocks(files.Ingest(), "writing state as table files"); !s.ok()) return s;
-  *written = true;
-  return Status::Ok();
-}
 
 Status StateStore::Commit(CommitBatch& batch) {
   if (batch.Count() == 0) return Status::Ok();
@@ -643,13 +651,11 @@ Status StateStore::Commit(CommitBatch& batch) {
     if (Status s = FromRocks(batch.batch_->Iterate(&collector), "reading a commit batch"); !s.ok()) return s;
     if (Status s = Replicate(partition, batch.position_, changes, true, batch.batch_.get()); !s.ok()) return s;
   }
-  const bool in_order = batch.in_order_ && listener_ == nullptr;
-  // A bulk load's write-back holds most of the cache's profiles: building
-  // its table files directly costs a fraction of inserting them into the
-  // memtable's skiplist (and its bloom filter) and flushing that later.
-  if (options_.bulk_load && in_order) {
-    bool written = false;
-    if (Status s = IngestInOrder(*batch.batch_, &written); !s.ok() || written) {
+  if (batch.tables_) {
+    Status s = FromRocks(batch.tables_->Ingest(), "writing state as table files");
+    batch.tables_.reset();
+    batch.table_writes_ = 0;
+    if (!s.ok() || batch.batch_->Count() == 0) {
       batch.Clear();
       return s;
     }
@@ -667,6 +673,7 @@ Status StateStore::Commit(CommitBatch& batch) {
   rocksdb::WriteBatch* to_write = batch.batch_.get();
   rocksdb::WriteBatch sorted;
   SortedOps collected;
+  const bool in_order = batch.in_order_ && listener_ == nullptr;
   if (!in_order && batch.Count() > 1 && to_write->Iterate(&collected).ok()) {
     auto& ops = collected.ops;
     std::stable_sort(ops.begin(), ops.end(), [](const SortedOps::Op& a, const SortedOps::Op& b) {
@@ -886,13 +893,16 @@ Status StateStore::Compact() {
   // Every table file of a family is merged into its last level in one pass,
   // with the bottommost compression. (CompactRange merges level by level: a
   // bulk load's ingested files, each placed on the lowest level it does not
-  // overlap, were rewritten once per level they spanned.) The background
-  // work is paused first, so that no compaction holds a file this one needs.
+  // overlap, were rewritten once per level they spanned.) The families are
+  // compacted side by side: at the end of a replay on several threads, one
+  // after the other would leave all but one core idle. The background work is
+  // paused first, so that no compaction holds a file these need.
   db_->PauseBackgroundWork();
-  Status result;
-  for (rocksdb::ColumnFamilyHandle* family : handles_) {
+  std::vector<Status> results(handles_.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < handles_.size(); ++i) {
     rocksdb::ColumnFamilyMetaData meta;
-    db_->GetColumnFamilyMetaData(family, &meta);
+    db_->GetColumnFamilyMetaData(handles_[i], &meta);
     const int last = static_cast<int>(meta.levels.size()) - 1;
     std::vector<std::string> files;
     bool only_last = true;
@@ -903,13 +913,18 @@ Status StateStore::Compact() {
       }
     }
     if (files.empty() || (files.size() == 1 && only_last)) continue;
-    rocksdb::CompactionOptions co;
-    co.compression = rocksdb::kDisableCompressionOption;  // the family's, for its last level
-    result = FromRocks(db_->CompactFiles(co, family, files, last), "compacting");
-    if (!result.ok()) break;
+    threads.emplace_back([this, i, last, files = std::move(files), &results] {
+      rocksdb::CompactionOptions co;
+      co.compression = rocksdb::kDisableCompressionOption;  // the family's, for its last level
+      results[i] = FromRocks(db_->CompactFiles(co, handles_[i], files, last), "compacting");
+    });
   }
+  for (std::thread& t : threads) t.join();
   db_->ContinueBackgroundWork();
-  return result;
+  for (const Status& s : results) {
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
 }
 
 }  // namespace rapport

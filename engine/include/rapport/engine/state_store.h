@@ -57,6 +57,8 @@ class WriteBatch;
 
 namespace rapport {
 
+class TableFileSet;  // state_store.cpp
+
 enum class SymbolKind : char { kEventType = 't', kCampaign = 'c', kAggregate = 'a' };
 
 struct StateStoreOptions {
@@ -148,6 +150,9 @@ class CommitBatch {
   // Tracks whether each family's keys came in increasing order, in which
   // case StateStore::Commit need not sort a copy of the batch.
   void NoteKey(Family family, std::string_view key);
+  // A bulk load's write, into the family's table file; false when it must
+  // go into the batch instead.
+  bool WriteTable(rocksdb::ColumnFamilyHandle* family, std::string_view key, std::string_view value, bool put);
 
   StateStore& store_;
   std::unique_ptr<rocksdb::WriteBatch> batch_;
@@ -156,6 +161,8 @@ class CommitBatch {
   std::string key_, value_;
   std::string position_;       // the last SetPosition's, for the listener
   int64_t partition_ = -1;     // the batch's partition (a batch holds one)
+  std::unique_ptr<TableFileSet> tables_;  // a bulk load's writes in key order
+  size_t table_writes_ = 0;
 };
 
 class StateStore {
@@ -288,12 +295,6 @@ class StateStore {
   rocksdb::ColumnFamilyHandle* timers_ = nullptr;
   rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
 
-  // Writes a bulk load's batch (each family's keys in increasing order) as
-  // one table file per family and links them into the store. False in
-  // *written when the batch holds an operation a table file cannot: the
-  // caller then writes it as usual.
-  Status IngestInOrder(rocksdb::WriteBatch& batch, bool* written);
-
   Status Replicate(uint32_t partition, std::string_view position, const std::vector<StateChange>& changes,
                    bool wait, rocksdb::WriteBatch* batch);
   void ForgetSymbols(uint32_t partition);
@@ -307,7 +308,7 @@ class StateStore {
   bool grouping_ = false;
   CommitGroup held_;
   std::atomic<int> taken_groups_{0};
-  std::atomic<uint64_t> ingest_files_{0};  // names IngestInOrder's files
+  std::atomic<uint64_t> ingest_files_{0};  // names the bulk load's table files
   std::mutex taken_mu_;
   std::condition_variable taken_cv_;
   mutable std::mutex symbols_mu_;
