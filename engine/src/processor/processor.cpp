@@ -1023,9 +1023,10 @@ Status Processor::Commit(std::string_view position) { return Write(&position); }
 Status Processor::WriteBack() { return Write(nullptr); }
 
 Status Processor::Write(const std::string_view* position) {
-  // RocksDB's memtable inserts a batch's keys fastest in key order (each
-  // insert starts from where the previous one ended), so profiles and timer
-  // keys are written sorted. The keys of one batch are all distinct, so the
+  // Profiles and timer keys are written sorted: a bulk load writes them
+  // straight into table files, which take keys only in order, and a
+  // memtable inserts them fastest so (each insert starts from where the
+  // previous one ended). The keys of one batch are all distinct, so the
   // order changes nothing else.
   // Sorting on a copy of each key's first 16 bytes keeps the comparisons
   // out of cold memory (ids are rarely longer).
