@@ -14,7 +14,6 @@
 #include <cstdarg>
 #include <filesystem>
 #include <functional>
-#include <map>
 #include <set>
 #include <thread>
 
@@ -118,6 +117,7 @@ class TableFileSet {
   rocksdb::Status Ingest() {
     std::vector<rocksdb::IngestExternalFileArg> args;
     for (File& f : files_) {
+      if (!f.writer) continue;
       if (rocksdb::Status s = f.writer->Finish(); !s.ok()) return s;
       rocksdb::IngestExternalFileArg arg;
       arg.column_family = f.family;
@@ -148,7 +148,9 @@ class TableFileSet {
     File f{family, path_prefix_ + std::to_string(family->GetID()) + ".sst",
            std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options, family,
                                                     /*invalidate_page_cache=*/false)};
-    if (!f.writer->Open(f.path).ok()) return nullptr;
+    // A file that cannot be opened is not tried again: the family's writes
+    // go through the batch.
+    if (!f.writer->Open(f.path).ok()) f.writer.reset();
     files_.push_back(std::move(f));
     return files_.back().writer.get();
   }

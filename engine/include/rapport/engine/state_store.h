@@ -73,9 +73,9 @@ struct StateStoreOptions {
   // state as of Open; writes (Commit, Symbol of a new name) fail.
   bool read_only = false;
   // For filling a new, empty store in one go (a replay into a fresh
-  // directory): writes skip the write-ahead log, and a large commit whose
-  // keys come in order is written as table files linked into the store
-  // instead of through the memtables. Nothing is durable until Flush() (or
+  // directory): writes skip the write-ahead log, and a commit's profile and
+  // timer writes that come in key order go into table files linked into the
+  // store instead of through the memtables. Nothing is durable until Flush() (or
   // a clean close); a crash before it leaves a directory to discard.
   bool bulk_load = false;
 };
