@@ -27,6 +27,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr char kEvents[] = "events";
 constexpr char kActions[] = "actions";
+// The longest a fetch that finds no data waits (see MeasureLatency).
+constexpr char kFetchWaitMs[] = "5";
 
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -394,6 +396,73 @@ Result<KafkaThroughput> MeasureKafkaThroughput(const KafkaThroughputOptions& o) 
   return result;
 }
 
+// The latency floor on the same broker: a bare consumer of the events topic
+// that answers each purchase at once with a record the action reader
+// matches, produced by an idempotent producer as the daemon's sink is. No
+// state, no commit: what is left is produce, broker and fetch.
+class EchoPipe {
+ public:
+  static Result<std::unique_ptr<EchoPipe>> Start(const std::string& bootstrap, int partitions) {
+    std::string err;
+    auto consumer_conf = MakeConf(
+        {{"bootstrap.servers", bootstrap}, {"group.id", "bench-latency-echo"}, {"fetch.wait.max.ms", kFetchWaitMs}},
+        &err);
+    std::unique_ptr<EchoPipe> pipe(new EchoPipe());
+    if (consumer_conf) pipe->consumer_.reset(RdKafka::KafkaConsumer::create(consumer_conf.get(), err));
+    if (!pipe->consumer_) return Status::IoError("echo consumer: " + err);
+    auto producer = MakeProducer(bootstrap, "5");
+    if (!producer.ok()) return producer.status();
+    pipe->producer_ = std::move(*producer);
+    std::vector<RdKafka::TopicPartition*> parts;
+    for (int p = 0; p < partitions; ++p) {
+      parts.push_back(RdKafka::TopicPartition::create(kEvents, p, RdKafka::Topic::OFFSET_BEGINNING));
+    }
+    RdKafka::ErrorCode e = pipe->consumer_->assign(parts);
+    for (auto* tp : parts) delete tp;
+    if (e != RdKafka::ERR_NO_ERROR) return Status::IoError(std::string("echo assign: ") + RdKafka::err2str(e));
+    pipe->thread_ = std::thread([p = pipe.get()] { p->Loop(); });
+    return pipe;
+  }
+  ~EchoPipe() { (void)Stop(); }
+
+  uint64_t echoed() const { return echoed_.load(); }
+
+  Status Stop() {
+    if (!thread_.joinable()) return status_;
+    running_ = false;
+    thread_.join();
+    producer_->flush(10000);
+    consumer_->close();
+    return status_;
+  }
+
+ private:
+  EchoPipe() = default;
+  void Loop() {
+    std::string record;
+    while (running_ && status_.ok()) {
+      std::unique_ptr<RdKafka::Message> msg(consumer_->consume(50));
+      producer_->poll(0);
+      if (msg->err() != RdKafka::ERR_NO_ERROR) continue;
+      std::string_view event(static_cast<const char*>(msg->payload()), msg->len());
+      if (StringValue(event, "type") != "purchase") continue;
+      record = "{\"campaign\":\"post-purchase-thank-you\",\"event_id\":\"";
+      record += StringValue(event, "event_id");
+      record += "\"}";
+      std::string_view key(static_cast<const char*>(msg->key_pointer()), msg->key_len());
+      status_ = Produce(*producer_, kActions, record, key, 0);
+      ++echoed_;
+    }
+  }
+
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+  std::thread thread_;
+  std::atomic<bool> running_{true};
+  std::atomic<uint64_t> echoed_{0};
+  Status status_;
+};
+
 Result<LatencyResult> MeasureLatency(const LatencyOptions& o) {
   const size_t warmup = static_cast<size_t>(std::llround(o.rate * o.warmup_seconds));
   const size_t total = warmup + static_cast<size_t>(std::llround(o.rate * o.seconds));
@@ -408,33 +477,52 @@ Result<LatencyResult> MeasureLatency(const LatencyOptions& o) {
   if (Status s = (*broker)->CreateTopic("rapport-bench-latency-changelog", o.partitions); !s.ok()) return s;
   const std::string bootstrap = (*broker)->bootstrap_servers();
 
-  connectors::RunConfig config =
-      DaemonConfig(bootstrap, o.rules_dir, o.scratch_dir + "/latency-state", "rapport-bench-latency");
-  config.clock = connectors::ClockMode::kWall;
-  config.commit_interval = o.commit_interval;
-  // The mock cluster answers a fetch that finds no data only after the whole
-  // fetch.wait.max.ms (500 ms by default), even if data arrives meanwhile; a
-  // real broker answers as soon as it has data. 5 ms stands in for that.
-  config.kafka_source->properties["fetch.wait.max.ms"] = "5";
-  DaemonLog log;
-  connectors::DaemonOptions options;
-  options.log = log.Function();
-  auto daemon = connectors::Daemon::Open(config, *rules, options);
-  if (!daemon.ok()) return daemon.status();
+  // What answers the purchases: the daemon, or (bare_echo) the floor.
   Status run_status;
-  std::thread runner([&] { run_status = (*daemon)->Run(); });
-  auto stop_daemon = [&] {
-    (*daemon)->RequestStop();
+  std::unique_ptr<connectors::Daemon> daemon;
+  std::unique_ptr<EchoPipe> echo;
+  std::thread runner;
+  if (o.bare_echo) {
+    auto started = EchoPipe::Start(bootstrap, o.partitions);
+    if (!started.ok()) return started.status();
+    echo = std::move(*started);
+  } else {
+    connectors::RunConfig config =
+        DaemonConfig(bootstrap, o.rules_dir, o.scratch_dir + "/latency-state", "rapport-bench-latency");
+    config.clock = connectors::ClockMode::kWall;
+    config.commit_interval = o.commit_interval;
+    // The mock cluster answers a fetch that finds no data only after the whole
+    // fetch.wait.max.ms (500 ms by default), even if data arrives meanwhile; a
+    // real broker answers as soon as it has data. 5 ms stands in for that.
+    config.kafka_source->properties["fetch.wait.max.ms"] = kFetchWaitMs;
+    DaemonLog log;
+    connectors::DaemonOptions options;
+    options.log = log.Function();
+    auto opened = connectors::Daemon::Open(config, *rules, options);
+    if (!opened.ok()) return opened.status();
+    daemon = std::move(*opened);
+    runner = std::thread([&] { run_status = daemon->Run(); });
+    // Events offered before the group has assigned the partitions would wait
+    // for the join: start only once the daemon is consuming.
+    const auto join_deadline = Clock::now() + std::chrono::seconds(60);
+    while (!log.WhenAssigned() && Clock::now() < join_deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (!log.WhenAssigned()) {
+      daemon->RequestStop();
+      runner.join();
+      return Status::IoError("the daemon was not assigned the events topic within 60 s");
+    }
+  }
+  auto answered = [&]() -> uint64_t { return echo ? echo->echoed() : daemon->stats().delivered; };
+  auto stop_daemon = [&]() {
+    if (echo) {
+      if (Status s = echo->Stop(); !s.ok() && run_status.ok()) run_status = s;
+      return;
+    }
+    daemon->RequestStop();
     runner.join();
   };
-  // Events offered before the group has assigned the partitions would wait
-  // for the join: start only once the daemon is consuming.
-  const auto join_deadline = Clock::now() + std::chrono::seconds(60);
-  while (!log.WhenAssigned() && Clock::now() < join_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  if (!log.WhenAssigned()) {
-    stop_daemon();
-    return Status::IoError("the daemon was not assigned the events topic within 60 s");
-  }
 
   // Produce time of event i (ms since the epoch), read by the action reader.
   std::vector<std::atomic<int64_t>> sent_ms(total);
@@ -445,7 +533,7 @@ Result<LatencyResult> MeasureLatency(const LatencyOptions& o) {
   std::thread reader([&] {
     std::string err;
     auto conf = MakeConf(
-        {{"bootstrap.servers", bootstrap}, {"group.id", "bench-latency-reader"}, {"fetch.wait.max.ms", "5"}}, &err);
+        {{"bootstrap.servers", bootstrap}, {"group.id", "bench-latency-reader"}, {"fetch.wait.max.ms", kFetchWaitMs}}, &err);
     std::unique_ptr<RdKafka::KafkaConsumer> consumer(conf ? RdKafka::KafkaConsumer::create(conf.get(), err) : nullptr);
     if (!consumer) {
       reader_error = "action reader: " + err;
@@ -517,7 +605,7 @@ Result<LatencyResult> MeasureLatency(const LatencyOptions& o) {
   // Wait for the actions: at most 60 s after the last event was offered.
   const auto drain_deadline = Clock::now() + std::chrono::seconds(60);
   while (Clock::now() < drain_deadline) {
-    if ((*daemon)->stats().delivered >= sent_purchases.load()) break;
+    if (answered() >= sent_purchases.load()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   // The reader may still be behind the delivery count by a poll or two.

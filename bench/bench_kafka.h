@@ -68,6 +68,9 @@ struct LatencyOptions {
   double seconds = 10;  // measured, after the warm-up
   int partitions = 32;
   std::chrono::milliseconds commit_interval{1000};
+  // Measure the floor instead of the daemon: a bare consumer that answers
+  // each purchase at once (no state, no commit) on the same broker.
+  bool bare_echo = false;
 };
 
 struct LatencyResult {
