@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "kafka_fixture.h"
@@ -380,10 +381,20 @@ TEST_CASE("run: an action is committed and delivered as soon as the input is dra
           "[daemon][kafka][latency]") {
   TempDir dir;
   Cluster cluster;
-  ProduceLines(cluster.bootstrap, "events",
-               {R"({"type":"visit","customer_id":"c-7","ts":1767225600000})",
-                R"({"type":"purchase","customer_id":"c-7","ts":1767225660000,"amount":40,"order_id":"o-1"})"},
-               kPartitions);
+  // Visits of other customers, in other partitions, fire nothing.
+  std::vector<std::string> lines;
+  std::set<int32_t> quiet_partitions;
+  const int32_t purchase_partition = PartitionOf("c-7", kPartitions);
+  for (int i = 0; i < 6; ++i) {
+    const std::string customer = "c-" + std::to_string(i);
+    if (PartitionOf(customer, kPartitions) == purchase_partition) continue;
+    quiet_partitions.insert(PartitionOf(customer, kPartitions));
+    lines.push_back(R"({"type":"visit","customer_id":")" + customer + R"(","ts":1767225600000})");
+  }
+  REQUIRE(!quiet_partitions.empty());
+  lines.push_back(R"({"type":"visit","customer_id":"c-7","ts":1767225600000})");
+  lines.push_back(R"({"type":"purchase","customer_id":"c-7","ts":1767225660000,"amount":40,"order_id":"o-1"})");
+  ProduceLines(cluster.bootstrap, "events", lines, kPartitions);
 
   connectors::RunConfig config =
       FileSinkRunConfig(dir, cluster.bootstrap, "rapport-drained", connectors::ClockMode::kEvent);
@@ -412,8 +423,15 @@ TEST_CASE("run: an action is committed and delivered as soon as the input is dra
   REQUIRE(delivered.find('\n') != std::string::npos);
   CHECK(delivered.find("\"campaign\":\"post-purchase-thank-you\"") != std::string::npos);
   CHECK(delivered.find("\"customer_id\":\"c-7\"") != std::string::npos);
-  // Delivered after a commit made while running, not the one at shutdown.
+  // Delivered after a commit made while running, not the one at shutdown:
+  // a commit of the purchase's partition alone, the others wait for the
+  // interval.
   CHECK(running_stats.commits >= 1);
+  CHECK(running_stats.positions.at(purchase_partition) == 2);
+  for (int32_t quiet : quiet_partitions) {
+    auto it = running_stats.positions.find(quiet);
+    CHECK((it == running_stats.positions.end() || it->second < 0));
+  }
 }
 
 TEST_CASE("run: SIGHUP reloads the rules, refusing a set with errors and keeping the running one",

@@ -165,6 +165,8 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb, publi
     std::unique_ptr<Processor> processor;
     int64_t next_offset = -1;  // -1: nothing consumed yet
     bool dirty = false;
+    // It fired actions since its last commit: they leave once it commits.
+    bool actions_waiting = false;
     Clock::time_point last_event{};
   };
 
@@ -174,8 +176,24 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb, publi
   Status ClosePartition(int32_t partition);
   // Decodes and applies one event; rejected ones go to the dead letters.
   Status Handle(Partition& p, std::string_view text, bool too_long, const DeadLetter& where);
-  Status CommitAll();
+  // kAll: every dirty partition, and the interval and budget start again.
+  // kActionsWaiting: only the partitions whose actions wait for a commit,
+  // so that at low rates an action costs the changelog requests of its own
+  // partition rather than of every partition that saw an event.
+  enum class CommitScope { kAll, kActionsWaiting };
+  Status Commit(CommitScope scope = CommitScope::kAll);
   Status CommitPartition(int32_t id, Partition& p);
+  // Applies fn to p and notes whether it fired actions.
+  template <typename Fn>
+  Status Firing(Partition& p, Fn&& fn) {
+    const uint64_t fired = sink_.fired;
+    Status s = fn();
+    if (sink_.fired != fired && !p.actions_waiting) {
+      p.actions_waiting = true;
+      ++partitions_with_actions_;
+    }
+    return s;
+  }
   // `drained`: the consumer had nothing more to hand over.
   Status Tick(bool drained = false);
   void MaybeReload();
@@ -213,7 +231,7 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb, publi
   Rejection rejection_;
   std::string padded_;
   uint64_t uncommitted_ = 0;
-  uint64_t fired_at_commit_ = 0;  // sink_.fired at the last commit
+  size_t partitions_with_actions_ = 0;  // with actions_waiting set
   // Counted on the Run() thread without a lock; published at each commit.
   struct {
     uint64_t events = 0, accepted = 0, rejected = 0;
@@ -397,6 +415,10 @@ Result<Daemon::Impl::Partition*> Daemon::Impl::OpenPartition(int32_t id) {
 }
 
 Status Daemon::Impl::CommitPartition(int32_t id, Partition& p) {
+  if (p.actions_waiting) {
+    p.actions_waiting = false;
+    --partitions_with_actions_;
+  }
   if (!p.dirty) return Status::Ok();
   if (Status s = p.processor->Commit(std::to_string(p.next_offset)); !s.ok()) return s;
   p.dirty = false;
@@ -455,13 +477,13 @@ Status Daemon::Impl::Handle(Partition& p, std::string_view text, bool too_long, 
     return Status::Ok();
   }
   ++counts_.accepted;
-  Status applied = p.processor->Apply(event_);
+  Status applied = Firing(p, [&] { return p.processor->Apply(event_); });
   // Once: `make bench` measures restart time from process start to this line.
   if (counts_.accepted == 1 && applied.ok()) Log("first event processed");
   return applied;
 }
 
-Status Daemon::Impl::CommitAll() {
+Status Daemon::Impl::Commit(CommitScope scope) {
   // A rejected event must be durable in the dead letters before the position
   // that passes it is.
   if (dead_letters_) {
@@ -479,7 +501,9 @@ Status Daemon::Impl::CommitAll() {
   bool committed = false;
   // One changelog round trip for all partitions.
   store_->BeginCommitGroup();
+  const bool all = scope == CommitScope::kAll;
   for (auto& [id, p] : partitions_) {
+    if (!all && !p.actions_waiting) continue;
     bool was_dirty = p.dirty;
     if (Status s = CommitPartition(id, p); !s.ok()) {
       if (background_) (void)background_->Wait();
@@ -490,11 +514,11 @@ Status Daemon::Impl::CommitAll() {
     // The ones that moved, and all of them again after the group refused a
     // commit (during a rebalance: "generation id is not valid"), so that
     // lag tools and the next owner's restore see the stored position.
-    if (consumer_ && p.next_offset >= 0 && (was_dirty || mirror_again_)) {
+    if (consumer_ && p.next_offset >= 0 && (was_dirty || (all && mirror_again_))) {
       mirror.push_back(RdKafka::TopicPartition::create(config_.kafka_source->topic, id, p.next_offset));
     }
   }
-  mirror_again_ = false;
+  if (all) mirror_again_ = false;
   // The group's records go to the changelog, then RocksDB, then the group
   // offsets; only then may the dispatcher see its actions.
   auto group = std::make_shared<StateStore::CommitGroup>(store_->TakeCommitGroup());
@@ -505,16 +529,17 @@ Status Daemon::Impl::CommitAll() {
     return Status::Ok();
   };
   if (Status s = background_ ? background_->Start(finish) : finish(); !s.ok()) return s;
-  uncommitted_ = 0;
-  fired_at_commit_ = sink_.fired;
-  last_commit_ = Clock::now();
+  if (all) {
+    uncommitted_ = 0;
+    last_commit_ = Clock::now();
+  }
   std::lock_guard lock(stats_mu_);
   stats_.commits += committed;
   stats_.events = counts_.events;
   stats_.accepted = counts_.accepted;
   stats_.rejected = counts_.rejected;
   if (counts_.events > 0) {
-    stats_.busy_seconds = std::chrono::duration<double>(last_commit_ - counts_.first_event).count();
+    stats_.busy_seconds = std::chrono::duration<double>(Clock::now() - counts_.first_event).count();
   }
   stats_.actions = sink_.fired;
   stats_.campaigns = closed_counters_;
@@ -568,7 +593,8 @@ Status Daemon::Impl::Tick(bool drained) {
   if (config_.clock == ClockMode::kWall) {
     for (auto& [id, p] : partitions_) {
       if (now - p.last_event < config_.commit_interval) continue;
-      if (Status s = p.processor->AdvanceTo(options_.wall_clock()); !s.ok()) return s;
+      Status advanced = Firing(p, [&] { return p.processor->AdvanceTo(options_.wall_clock()); });
+      if (!advanced.ok()) return advanced;
       if (p.next_offset >= 0 || !consumer_) p.dirty = true;
     }
   }
@@ -577,10 +603,10 @@ Status Daemon::Impl::Tick(bool drained) {
   // group instead, unless the budget says the group is full.
   const bool commit_in_flight = background_ && background_->busy();
   if (uncommitted_ >= config_.commit_max_events ||
-      (!commit_in_flight && ((drained && sink_.fired != fired_at_commit_) ||
-                             now - last_commit_ >= config_.commit_interval))) {
-    return CommitAll();
+      (!commit_in_flight && now - last_commit_ >= config_.commit_interval)) {
+    return Commit(CommitScope::kAll);
   }
+  if (!commit_in_flight && drained && partitions_with_actions_ > 0) return Commit(CommitScope::kActionsWaiting);
   return Status::Ok();
 }
 
@@ -646,6 +672,8 @@ void Daemon::Impl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::Error
   for (auto* tp : partitions) {
     owned_.erase(static_cast<uint32_t>(tp->partition()));
     if (lost) {
+      auto dropped = partitions_.find(tp->partition());
+      if (dropped != partitions_.end() && dropped->second.actions_waiting) --partitions_with_actions_;
       partitions_.erase(tp->partition());
       ShareCacheCapacity();
       continue;
@@ -731,7 +759,7 @@ Status Daemon::Impl::RunKafka() {
     // With actions waiting for a commit, only look whether more input is
     // ready, and commit if not; while the previous commit is still being
     // written that would only wait for it, so look again in a millisecond.
-    const bool actions_waiting = sink_.fired != fired_at_commit_;
+    const bool actions_waiting = partitions_with_actions_ > 0;
     const int timeout_ms = !actions_waiting ? 100 : background_->busy() ? 1 : 0;
     std::unique_ptr<RdKafka::Message> msg(consumer_->consume(timeout_ms));
     if (!callback_error_.ok()) return callback_error_;
@@ -796,7 +824,7 @@ Status Daemon::Impl::RunFile() {
 
 Status Daemon::Impl::Shutdown() {
   standby_.reset();  // its thread asks consumer_ for committed offsets
-  Status result = CommitAll();
+  Status result = Commit();
   if (background_) {
     Status written = background_->Wait();
     if (result.ok()) result = written;
