@@ -101,7 +101,8 @@ void ExplainRecorder::OnEvent(const Event& event, std::string_view customer, con
   s.time = event.ts;
   s.customer = customer;
   s.event_type = event.type;
-  s.event_json = simdjson::minify(event.root);
+  simdjson::dom::element root;
+  if (event.Root().get(root) == simdjson::SUCCESS) s.event_json = simdjson::minify(root);
   s.stage_before = StageName(rules_, old_stage);
   s.stage_after = StageName(rules_, profile.stage);
 }

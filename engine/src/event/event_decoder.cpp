@@ -333,8 +333,27 @@ bool EventDecoder::Decode(std::string_view text, Event* event, Rejection* reject
   event->event_id = event_id;
   event->amount_cents = amount_cents;
   event->has_amount = has_amount;
-  event->root = root;
+  event->text_ = text;
+  event->parser_ = nullptr;
+  event->root_ = root;
   return true;
+}
+
+void EventDecoder::Rebuild(std::string_view text, Event* event) {
+  event->text_ = text;
+  event->parser_ = this;
+}
+
+simdjson::simdjson_result<simdjson::dom::element> Event::Root() const {
+  if (parser_ != nullptr) {
+    element root;
+    if (auto error = parser_->parser_.parse(text_.data(), text_.size(), /*realloc_if_needed=*/false).get(root)) {
+      return error;
+    }
+    root_ = root;
+    parser_ = nullptr;
+  }
+  return simdjson::simdjson_result<element>(element(root_));
 }
 
 }  // namespace rapport

@@ -51,7 +51,8 @@ Value FromJson(simdjson::dom::element e) {
 }
 
 Value EventPath(const Event& event, std::span<const std::string> path) {
-  simdjson::dom::element cur = event.root;
+  simdjson::dom::element cur;
+  if (event.Root().get(cur)) return Value::Unknown();
   for (const std::string& key : path) {
     if (cur.type() != simdjson::dom::element_type::OBJECT) return Value::Unknown();
     auto next = cur.get_object().value_unsafe().at_key(key);

@@ -55,6 +55,8 @@ inline constexpr size_t kRejectReasonCount = 0
     ;
 std::string_view RejectReasonName(RejectReason reason);
 
+class EventDecoder;
+
 struct Event {
   std::string_view type;
   std::string_view customer_id;
@@ -63,8 +65,17 @@ struct Event {
   // Purchases: the amount in hundredths (cents), rounded half away from zero.
   int64_t amount_cents = 0;
   bool has_amount = false;
-  // The whole object, for rules that read other fields.
-  simdjson::dom::element root;
+
+  // The whole object, for rules that read other fields. Decode() parses it;
+  // after Rebuild() the first call parses the text with the rebuilding
+  // decoder (an error only if that text is no longer what was decoded).
+  simdjson::simdjson_result<simdjson::dom::element> Root() const;
+
+ private:
+  friend class EventDecoder;
+  std::string_view text_;  // the JSON, followed by kEventPadding readable bytes
+  mutable EventDecoder* parser_ = nullptr;  // set while the root is still to parse
+  mutable simdjson::dom::element root_;
 };
 
 struct Rejection {
@@ -83,7 +94,16 @@ class EventDecoder {
   // Returns true and fills *event, or returns false and fills *rejection.
   bool Decode(std::string_view text, Event* event, Rejection* rejection);
 
+  // Takes *event, whose fields the caller copied from a successful Decode()
+  // of `text` (by another decoder, in another thread: the sharded replay
+  // decodes once to route), and defers its root: Root() parses `text` with
+  // this decoder when a rule first reads a field beyond the decoded ones.
+  // The text and the fields' strings must outlive the event; the event is
+  // valid until this decoder's next Decode() or Rebuild().
+  void Rebuild(std::string_view text, Event* event);
+
  private:
+  friend struct Event;
   simdjson::dom::parser parser_;
 };
 
