@@ -122,15 +122,15 @@ struct ReplayInput {
 
 // A bulk load's commits are no points to resume from (a crash leaves a
 // directory to discard), so it writes a profile back only when memory asks
-// for it: when the profiles changed since the last write-back fill three
-// quarters of the processor's cache bound, or when the cache (those and the
-// clean ones kept, at most three quarters of the bound after a write-back)
-// is full. So a customer seen many times between two write-backs is written
-// once, and the cache stays within its bound (when it could grow to 1.5
-// times the bound, a 5M-customer replay on two threads peaked above 1 GiB).
+// for it: when the cache (the changed profiles and the clean ones kept, at
+// most three quarters of the bound after a write-back) is full. So a
+// customer seen many times between two write-backs is written once, and
+// when the customers fit in the cache every profile is written once, at the
+// end: the final compaction then has one version of each to merge (1M
+// customers: one write instead of three or four at three quarters changed,
+// a rule kept from before the full cache was a trigger).
 bool WriteBackDue(const Processor& p, size_t cache_capacity) {
-  return p.dirty_profiles() >= std::max<size_t>(1, cache_capacity / 4 * 3) ||
-         (p.dirty_profiles() > 0 && p.cached_profiles() >= cache_capacity);
+  return p.dirty_profiles() > 0 && p.cached_profiles() >= cache_capacity;
 }
 
 Status ReplayOneThread(const ReplayOptions& options, bool bulk_load, ReplayInput& in, Processor& p,
