@@ -144,7 +144,7 @@ void AddReplayCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--coupon-secret", args->coupon_secret, "Secret for coupon codes (default: $RAPPORT_COUPON_SECRET)");
   cmd->add_option("--commit-every", args->commit_every,
                   "Events per state commit group when --state already holds state (default 1000000); a bulk load "
-                  "writes changes back when they fill 3/4 of --cache-capacity or the cache is full, and commits at the end");
+                  "writes changes back when the cache is full, and commits at the end");
   cmd->add_option("--cache-capacity", args->cache_capacity,
                   "Customer profiles kept in memory between commits, in total: --threads share it (default 1048576)");
   cmd->add_option("--threads", args->threads,

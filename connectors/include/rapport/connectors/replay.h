@@ -46,9 +46,8 @@ struct ReplayOptions {
   std::string dead_letter_path;    // empty: rejected events are only counted
   std::string coupon_secret;
   // Events per commit group into a store that holds state. A bulk load (a
-  // new or empty directory) instead writes changes back when they fill
-  // three quarters of the cache or the cache is full, and commits once, at
-  // the end.
+  // new or empty directory) instead writes changes back when the cache is
+  // full, and commits once, at the end.
   uint64_t commit_every = 1000000;
   size_t cache_capacity = 1 << 20;  // profiles kept in memory, shared by the threads
   // Sees every decision (e.g. a ReportCollector for --report); null costs

@@ -76,7 +76,8 @@ struct StateStoreOptions {
   // directory): writes skip the write-ahead log, and a commit's profile and
   // timer writes that come in key order go into table files linked into the
   // store instead of through the memtables. Nothing is durable until Flush() (or
-  // a clean close); a crash before it leaves a directory to discard.
+  // a clean close); a crash before it leaves a directory to discard. No
+  // compaction runs until Compact(), which the loader calls at the end.
   bool bulk_load = false;
 };
 
