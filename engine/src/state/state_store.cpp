@@ -290,11 +290,12 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, con
   // pick the level of an ingested file from a version the compaction has
   // already replaced: the file goes to the last level with sequence number
   // 0, under the older values it was to replace (seen as deleted timer keys
-  // coming back, about once in 40 replays on 3 threads). Its own advice for
-  // bulk loads is ours too: no compaction until the load ends, then one
-  // (Compact). Flushes, the other writer of those versions, find nothing in
-  // the two families that take table files (unless a write came out of key
-  // order, which the processor does not send).
+  // coming back, about once in 40 replays on 3 threads). So no background
+  // compaction: the commits merge level 0 themselves (LinkTables), and the
+  // load ends with one compaction (Compact). Flushes, the other writer of
+  // those versions, find nothing in the two families that take table files
+  // (unless a write came out of key order, which the processor does not
+  // send).
   if (options.bulk_load) cf.disable_auto_compactions = true;
 
   rocksdb::DBOptions db;
@@ -666,7 +667,7 @@ Status StateStore::Commit(CommitBatch& batch) {
     if (Status s = Replicate(partition, batch.position_, changes, true, batch.batch_.get()); !s.ok()) return s;
   }
   if (batch.tables_) {
-    Status s = FromRocks(batch.tables_->Ingest(), "writing state as table files");
+    Status s = LinkTables(batch);
     batch.tables_.reset();
     batch.table_writes_ = 0;
     if (!s.ok() || batch.batch_->Count() == 0) {
@@ -710,6 +711,32 @@ Status StateStore::Commit(CommitBatch& batch) {
   Status s = FromRocks(db_->Write(wo, to_write), "committing state");
   batch.Clear();
   return s;
+}
+
+// With no background compaction in a bulk load (see Open), each
+// write-back's files would pile up in level 0, and every read of an evicted
+// customer would consult them all (5M customers: about 200 per family).
+// Past kMaxLevel0Files a family's level 0 is merged into level 1 here. The
+// links and these merges go one at a time: RocksDB picks a linked file's
+// level safely only while no other change to the family's files is half
+// installed, and a merge by CompactFiles is installed when it returns.
+Status StateStore::LinkTables(CommitBatch& batch) {
+  constexpr size_t kMaxLevel0Files = 16;
+  std::lock_guard lock(bulk_mu_);
+  if (Status s = FromRocks(batch.tables_->Ingest(), "writing state as table files"); !s.ok()) return s;
+  for (rocksdb::ColumnFamilyHandle* family : {profiles_, timers_}) {
+    rocksdb::ColumnFamilyMetaData meta;
+    db_->GetColumnFamilyMetaData(family, &meta);
+    if (meta.levels.size() < 2 || meta.levels[0].files.size() < kMaxLevel0Files) continue;
+    std::vector<std::string> files;
+    for (size_t level = 0; level < 2; ++level) {
+      for (const rocksdb::SstFileMetaData& file : meta.levels[level].files) files.push_back(file.name);
+    }
+    rocksdb::CompactionOptions co;
+    co.compression = rocksdb::kDisableCompressionOption;  // the family's, for level 1
+    if (Status s = FromRocks(db_->CompactFiles(co, family, files, 1), "merging level 0"); !s.ok()) return s;
+  }
+  return Status::Ok();
 }
 
 StateStore::CommitGroup::CommitGroup() = default;

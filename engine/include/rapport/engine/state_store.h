@@ -77,7 +77,8 @@ struct StateStoreOptions {
   // timer writes that come in key order go into table files linked into the
   // store instead of through the memtables. Nothing is durable until Flush() (or
   // a clean close); a crash before it leaves a directory to discard. No
-  // compaction runs until Compact(), which the loader calls at the end.
+  // background compaction runs: a commit merges level 0 into level 1 when it
+  // grows deep, and the loader calls Compact() at the end.
   bool bulk_load = false;
 };
 
@@ -304,12 +305,16 @@ class StateStore {
 
   // Blocks while a taken commit group is not yet written.
   void WaitForTakenGroups();
+  // A bulk load's: links a commit's table files, then merges level 0 into
+  // level 1 when it has grown deep; under bulk_mu_.
+  Status LinkTables(CommitBatch& batch);
 
   StateChangeListener* listener_ = nullptr;
   bool grouping_ = false;
   CommitGroup held_;
   std::atomic<int> taken_groups_{0};
   std::atomic<uint64_t> ingest_files_{0};  // names the bulk load's table files
+  std::mutex bulk_mu_;                      // LinkTables, one at a time
   std::mutex taken_mu_;
   std::condition_variable taken_cv_;
   mutable std::mutex symbols_mu_;
