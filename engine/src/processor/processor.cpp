@@ -1,12 +1,10 @@
 #include "rapport/engine/processor.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "digests.h"
 #include "profile_cache.h"
 #include "rapport/engine/json_writer.h"
 
@@ -31,11 +29,6 @@ namespace {
 
 constexpr size_t kMaxWindowEntries = 4096;
 constexpr size_t kMaxOtherEventTypes = 1024;
-
-void Sha256(std::string_view data, unsigned char out[32]) {
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), out, &len, EVP_sha256(), nullptr);
-}
 
 Value FromJson(simdjson::dom::element e) {
   using simdjson::dom::element_type;
@@ -122,14 +115,8 @@ class Processor::Evaluation : public rules::EvalContext {
     // HMAC of the action id: unique per firing, stable across replays, and
     // not derivable without the secret.
     static constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";  // Crockford base32
-    std::string message(action_id_);
-    message.push_back('\x1f');
-    message.append(prefix);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    const std::string& secret = p_.options_.coupon_secret;
-    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-         reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len);
+    unsigned char mac[32];
+    p_.digests_->HmacSha256({action_id_, "\x1f", prefix}, mac);
     std::string* code = scratch.NewString();
     code->assign(prefix);
     if (!code->empty()) code->push_back('-');
@@ -203,6 +190,9 @@ Processor::~Processor() = default;
 Result<std::unique_ptr<Processor>> Processor::Open(StateStore& store, std::shared_ptr<const rules::RuleSet> rules,
                                                    ActionSink& sink, const ProcessorOptions& options) {
   std::unique_ptr<Processor> p(new Processor(store, sink, options));
+  auto digests = Digests::Create(options.coupon_secret);
+  if (!digests.ok()) return digests.status();
+  p->digests_ = std::make_unique<Digests>(std::move(digests).value());
   if (Status s = p->SetRules(std::move(rules)); !s.ok()) return s;
   auto clock = store.GetClock(options.partition);
   if (!clock.ok()) return clock.status();
@@ -818,14 +808,15 @@ void Processor::FireTimer(uint32_t ci, CachedProfile* cached, EventTime due) {
   Fire(ci, cached, due, nullptr, c.trigger.kind == rules::TriggerKind::kInactivity ? "inactivity" : "delay");
 }
 
-bool Processor::IsHeldOut(const Campaign& c, std::string_view customer) const {
+bool Processor::IsHeldOut(const Campaign& c, std::string_view customer) {
   if (c.holdout_basis_points == 0) return false;
-  std::string input = "holdout\x1f";
+  std::string& input = holdout_input_;
+  input = "holdout\x1f";
   input += c.id;
   input.push_back('\x1f');
   input += customer;
   unsigned char digest[32];
-  Sha256(input, digest);
+  digests_->Sha256(input, digest);
   uint64_t h = 0;
   for (int i = 0; i < 8; ++i) h = (h << 8) | digest[i];
   return h % 10000 < c.holdout_basis_points;
@@ -884,7 +875,8 @@ void Processor::Fire(uint32_t ci, CachedProfile* p, EventTime now, const Event* 
     // The id is a digest of what identifies this firing, so the same input
     // always yields the same id. A stage entry is digested as "event", as
     // before stage entries were reported as such, so its ids did not change.
-    std::string identity = c.id;
+    std::string& identity = action_identity_;
+    identity = c.id;
     for (std::string_view part : {customer, std::string_view(ts, sizeof ts),
                                   trigger == "stage" ? std::string_view("event") : trigger,
                                   event ? event->type : std::string_view(), event ? event->event_id : std::string_view()}) {
@@ -892,9 +884,10 @@ void Processor::Fire(uint32_t ci, CachedProfile* p, EventTime now, const Event* 
       identity.append(part);
     }
     identity.push_back('\x1f');
-    identity.append(std::to_string(ai));
+    char index[24];
+    identity.append(index, static_cast<size_t>(std::snprintf(index, sizeof index, "%zu", ai)));
     unsigned char digest[32];
-    Sha256(identity, digest);
+    digests_->Sha256(identity, digest);
     char action_id[32];
     static constexpr char kHex[] = "0123456789abcdef";
     for (int i = 0; i < 16; ++i) {

@@ -38,6 +38,7 @@
 
 namespace rapport {
 
+class Digests;
 class ProfileCache;
 
 // Why a campaign that matched did not send.
@@ -272,7 +273,7 @@ class Processor {
   void Suppress(const rules::Campaign& c, std::string_view customer, EventTime now, Suppression why);
   // Counts a conversion for each campaign whose goal this event reaches.
   void CountConversions(const Event& event, uint32_t rule_type, CachedProfile* p);
-  bool IsHeldOut(const rules::Campaign& c, std::string_view customer) const;
+  bool IsHeldOut(const rules::Campaign& c, std::string_view customer);
 
   StateStore& store_;
   ActionSink& sink_;
@@ -284,6 +285,9 @@ class Processor {
 
   // Profiles in memory, encoded, and the one decoded to work on.
   std::unique_ptr<ProfileCache> cache_;
+  // Action ids, coupons and holdouts; its contexts are scratch state, used
+  // from const evaluations too.
+  std::unique_ptr<Digests> digests_;
   CachedProfile current_;
   // The current profile's timer key as it was loaded, for DirtyProfile.
   int64_t loaded_due_ = kNoTime;
@@ -329,7 +333,7 @@ class Processor {
   std::vector<TimerWrite> timer_writes_;
 
   rules::Scratch scratch_;
-  std::string action_json_, encoded_, symbol_name_;
+  std::string action_json_, encoded_, symbol_name_, action_identity_, holdout_input_;
   std::vector<uint32_t> candidates_;
   ProcessorStats stats_;
 };
