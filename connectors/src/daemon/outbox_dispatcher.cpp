@@ -55,6 +55,13 @@ bool OutboxDispatcher::Stop(std::chrono::milliseconds drain) {
 
 void OutboxDispatcher::SetPartitions(std::optional<std::set<uint32_t>> owned) {
   std::lock_guard lock(chunk_mu_);
+  // A partition that comes (back) from another instance may hold records
+  // below the floor it had here: restored from the changelog, where a
+  // delete marker may have been lost.
+  std::erase_if(floor_, [&](const auto& entry) {
+    const uint32_t partition = entry.first;
+    return (owned_ && !owned_->contains(partition)) || (owned && !owned->contains(partition));
+  });
   owned_ = std::move(owned);
 }
 
@@ -124,8 +131,10 @@ Status OutboxDispatcher::DeliverChunk(bool* empty) {
   // delivered (a failed chunk is retried from where it started).
   uint32_t end_partition = cursor_partition_;
   uint64_t end_sequence = cursor_sequence_;
-  auto scan = [&](uint32_t partition, uint64_t sequence) {
-    return store_.ScanOutbox(partition, sequence, kChunk, [&](const StateStore::OutboxEntry& e) {
+  auto scan = [&](uint32_t partition, uint64_t sequence, StateStore::OutboxScope scope) {
+    const auto floor = floor_.find(partition);
+    if (floor != floor_.end()) sequence = std::max(sequence, floor->second);
+    return store_.ScanOutbox(partition, sequence, kChunk - records_.size(), scope, [&](const StateStore::OutboxEntry& e) {
       end_partition = e.partition;
       end_sequence = e.sequence + 1;
       if (owned_ && !owned_->contains(e.partition)) return;  // another instance's now
@@ -138,24 +147,33 @@ Status OutboxDispatcher::DeliverChunk(bool* empty) {
       keys_.emplace_back(e.partition, e.sequence);
     });
   };
-  uint32_t from_partition = cursor_partition_;
-  uint64_t from_sequence = cursor_sequence_;
-  bool wrapped = from_partition == 0 && from_sequence == 0;
-  for (;;) {
-    auto visited = scan(from_partition, from_sequence);
-    if (!visited.ok()) return visited.status();
-    if (!records_.empty()) break;
-    if (*visited == kChunk) {  // only records of partitions owned elsewhere: look further
-      from_partition = end_partition;
-      from_sequence = end_sequence;
-      continue;
+  if (owned_) {
+    // Each owned partition on its own, from the cursor's round: a scan that
+    // ran on from one partition into the next would step over the next one's
+    // delete markers (every record delivered since the last compaction).
+    std::vector<uint32_t> order(owned_->lower_bound(cursor_partition_), owned_->end());
+    order.insert(order.end(), owned_->begin(), owned_->lower_bound(cursor_partition_));
+    for (uint32_t partition : order) {
+      if (records_.size() >= kChunk) break;
+      const uint64_t from = partition == cursor_partition_ ? cursor_sequence_ : 0;
+      if (auto visited = scan(partition, from, StateStore::OutboxScope::kPartition); !visited.ok()) {
+        return visited.status();
+      }
     }
-    if (wrapped) break;
-    wrapped = true;
-    from_partition = 0;
-    from_sequence = 0;
-    end_partition = 0;
-    end_sequence = 0;
+  } else {
+    uint32_t from_partition = cursor_partition_;
+    uint64_t from_sequence = cursor_sequence_;
+    bool wrapped = from_partition == 0 && from_sequence == 0;
+    for (;;) {
+      auto visited = scan(from_partition, from_sequence, StateStore::OutboxScope::kOnward);
+      if (!visited.ok()) return visited.status();
+      if (!records_.empty() || wrapped) break;
+      wrapped = true;
+      from_partition = 0;
+      from_sequence = 0;
+      end_partition = 0;
+      end_sequence = 0;
+    }
   }
   if (records_.empty()) {
     cursor_partition_ = 0;
@@ -174,6 +192,10 @@ Status OutboxDispatcher::DeliverChunk(bool* empty) {
     }
   }
   if (Status s = store_.DeleteOutbox(keys_); !s.ok()) return s;
+  for (const auto& [partition, sequence] : keys_) {
+    uint64_t& floor = floor_[partition];
+    floor = std::max(floor, sequence + 1);
+  }
   delivered_ += records_.size();
   cursor_partition_ = end_partition;
   cursor_sequence_ = end_sequence;

@@ -811,12 +811,20 @@ Result<uint64_t> StateStore::NextOutboxSequence(uint32_t partition) {
   return uint64_t{0};
 }
 
-Result<size_t> StateStore::ScanOutbox(uint32_t partition, uint64_t sequence, size_t limit,
+Result<size_t> StateStore::ScanOutbox(uint32_t partition, uint64_t sequence, size_t limit, OutboxScope scope,
                                       const std::function<void(const OutboxEntry&)>& fn) {
   std::string start;
   coding::PutBigEndian32(&start, partition);
   coding::PutBigEndian64(&start, sequence);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));
+  std::string end;
+  rocksdb::Slice end_slice;
+  rocksdb::ReadOptions read;
+  if (scope == OutboxScope::kPartition && partition != UINT32_MAX) {
+    coding::PutBigEndian32(&end, partition + 1);
+    end_slice = end;
+    read.iterate_upper_bound = &end_slice;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, outbox_));
   size_t visited = 0;
   for (it->Seek(start); it->Valid() && visited < limit; it->Next()) {
     OutboxEntry e{};

@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -82,6 +83,10 @@ class OutboxDispatcher {
   // Where the next scan starts; wraps to the start when it finds nothing.
   uint32_t cursor_partition_ = 0;
   uint64_t cursor_sequence_ = 0;
+  // Per partition, the sequence below which every record was delivered
+  // and deleted here: scans start there, past the delete markers. Dropped
+  // for a partition that leaves or joins owned_.
+  std::map<uint32_t, uint64_t> floor_;
   // One chunk's bytes and records.
   std::string arena_;
   std::vector<OutboxRecord> records_;

@@ -196,10 +196,15 @@ class StateStore {
   // The sequence the partition's next outbox record gets: one past the
   // largest stored (0 when the partition's outbox is empty).
   Result<uint64_t> NextOutboxSequence(uint32_t partition);
+  // Whether an outbox scan goes on into the partitions after its first.
+  enum class OutboxScope { kOnward, kPartition };
   // Calls fn for up to `limit` outbox records in key order, starting at the
   // first at or after (partition, sequence); the views live until fn returns.
-  // Returns how many were visited.
-  Result<size_t> ScanOutbox(uint32_t partition, uint64_t sequence, size_t limit,
+  // Returns how many were visited. Delivered records leave delete markers
+  // that a scan steps over one by one until they are compacted away, so a
+  // reader that knows where a partition's live records start should scan
+  // each partition from there (kPartition).
+  Result<size_t> ScanOutbox(uint32_t partition, uint64_t sequence, size_t limit, OutboxScope scope,
                             const std::function<void(const OutboxEntry&)>& fn);
   // Deletes delivered records in one write.
   Status DeleteOutbox(const std::vector<std::pair<uint32_t, uint64_t>>& records);
