@@ -294,10 +294,11 @@ int RunStats(const StatsArgs& args) {
     ps.position = std::move(*position);
   }
   // The outbox in one pass: records are few (delivered ones are deleted).
-  auto scanned = store.ScanOutbox(0, 0, SIZE_MAX, StateStore::OutboxScope::kOnward, [&by_partition](const StateStore::OutboxEntry& e) {
+  auto count = [&by_partition](const StateStore::OutboxEntry& e) {
     by_partition[e.partition].partition = e.partition;
     ++by_partition[e.partition].outbox;
-  });
+  };
+  auto scanned = store.ScanOutbox(0, 0, SIZE_MAX, StateStore::OutboxScope::kOnward, count);
   if (!scanned.ok()) return fail(scanned.status());
 
   PartitionStats total;

@@ -134,7 +134,8 @@ Status OutboxDispatcher::DeliverChunk(bool* empty) {
   auto scan = [&](uint32_t partition, uint64_t sequence, StateStore::OutboxScope scope) {
     const auto floor = floor_.find(partition);
     if (floor != floor_.end()) sequence = std::max(sequence, floor->second);
-    return store_.ScanOutbox(partition, sequence, kChunk - records_.size(), scope, [&](const StateStore::OutboxEntry& e) {
+    const size_t room = kChunk - records_.size();
+    return store_.ScanOutbox(partition, sequence, room, scope, [&](const StateStore::OutboxEntry& e) {
       end_partition = e.partition;
       end_sequence = e.sequence + 1;
       if (owned_ && !owned_->contains(e.partition)) return;  // another instance's now
