@@ -138,7 +138,6 @@ Status OutboxDispatcher::DeliverChunk(bool* empty) {
     return store_.ScanOutbox(partition, sequence, room, scope, [&](const StateStore::OutboxEntry& e) {
       end_partition = e.partition;
       end_sequence = e.sequence + 1;
-      if (owned_ && !owned_->contains(e.partition)) return;  // another instance's now
       Span span{arena_.size(), e.customer.size(), 0, e.action_json.size()};
       arena_.append(e.customer);
       span.json_at = arena_.size();

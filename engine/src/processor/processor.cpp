@@ -1,6 +1,7 @@
 #include "rapport/engine/processor.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 
@@ -810,7 +811,7 @@ void Processor::FireTimer(uint32_t ci, CachedProfile* cached, EventTime due) {
 
 bool Processor::IsHeldOut(const Campaign& c, std::string_view customer) {
   if (c.holdout_basis_points == 0) return false;
-  std::string& input = holdout_input_;
+  std::string& input = digest_input_;
   input = "holdout\x1f";
   input += c.id;
   input.push_back('\x1f');
@@ -875,7 +876,7 @@ void Processor::Fire(uint32_t ci, CachedProfile* p, EventTime now, const Event* 
     // The id is a digest of what identifies this firing, so the same input
     // always yields the same id. A stage entry is digested as "event", as
     // before stage entries were reported as such, so its ids did not change.
-    std::string& identity = action_identity_;
+    std::string& identity = digest_input_;
     identity = c.id;
     for (std::string_view part : {customer, std::string_view(ts, sizeof ts),
                                   trigger == "stage" ? std::string_view("event") : trigger,
@@ -885,7 +886,7 @@ void Processor::Fire(uint32_t ci, CachedProfile* p, EventTime now, const Event* 
     }
     identity.push_back('\x1f');
     char index[24];
-    identity.append(index, static_cast<size_t>(std::snprintf(index, sizeof index, "%zu", ai)));
+    identity.append(index, std::to_chars(index, index + sizeof index, ai).ptr);
     unsigned char digest[32];
     digests_->Sha256(identity, digest);
     char action_id[32];

@@ -333,7 +333,8 @@ class Processor {
   std::vector<TimerWrite> timer_writes_;
 
   rules::Scratch scratch_;
-  std::string action_json_, encoded_, symbol_name_, action_identity_, holdout_input_;
+  // digest_input_: what an action id or a holdout draw digests.
+  std::string action_json_, encoded_, symbol_name_, digest_input_;
   std::vector<uint32_t> candidates_;
   ProcessorStats stats_;
 };
