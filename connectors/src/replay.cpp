@@ -140,7 +140,7 @@ Status ReplayOneThread(const ReplayOptions& options, bool bulk_load, ReplayInput
   // the customers applied next is loaded while this one is processed
   // (Processor::Prefetch): the lookup's two cache misses are most of a
   // 1M-customer replay's time otherwise.
-  constexpr size_t kAhead = 8, kEntryAhead = 4;
+  constexpr size_t kAhead = 8, kEntryAhead = 4, kBytesAhead = 2;
   struct Decoded {
     EventDecoder decoder;
     Event event;
@@ -161,11 +161,16 @@ Status ReplayOneThread(const ReplayOptions& options, bool bulk_load, ReplayInput
       }
       d.end_offset = in.reader->position();
       d.customer_hash = Processor::CustomerHash(d.event.customer_id);
-      p.Prefetch(d.customer_hash, false);
+      p.Prefetch(d.customer_hash, Processor::PrefetchStage::kSlot);
       ++decoded;
     }
     if (applied == decoded) break;
-    if (applied + kEntryAhead < decoded) p.Prefetch(ring[(applied + kEntryAhead) % kAhead].customer_hash, true);
+    if (applied + kEntryAhead < decoded) {
+      p.Prefetch(ring[(applied + kEntryAhead) % kAhead].customer_hash, Processor::PrefetchStage::kEntry);
+    }
+    if (applied + kBytesAhead < decoded) {
+      p.Prefetch(ring[(applied + kBytesAhead) % kAhead].customer_hash, Processor::PrefetchStage::kBytes);
+    }
     const Decoded& d = ring[applied % kAhead];
     if (Status s = p.Apply(d.event); !s.ok()) return s;
     ++applied;
@@ -519,24 +524,28 @@ class ShardedReplay {
     ShardSink& sink = shard.sink;
     Event event;
     // The customers' cache memory, loaded ahead (Processor::Prefetch).
-    constexpr size_t kSlotAhead = 8, kEntryAhead = 4;
+    constexpr size_t kSlotAhead = 8, kEntryAhead = 4, kBytesAhead = 2;
     // And the event as the reading thread left it, in another core's cache:
     // its RoutedEvent first, then the strings it points to.
-    auto prefetch = [&](size_t at, bool entry) {
+    using Stage = Processor::PrefetchStage;
+    auto prefetch = [&](size_t at, Stage stage) {
       if (at >= items.size() || !(items[at].kinds & WorkItem::kApply)) return;
-      p.Prefetch(items[at].customer_hash, entry);
+      p.Prefetch(items[at].customer_hash, stage);
       const RoutedEvent& routed = b.events[items[at].event];
-      if (entry) {
-        __builtin_prefetch(b.text.data() + routed.type.begin);
-      } else {
+      if (stage == Stage::kSlot) {
         __builtin_prefetch(&routed);
+      } else if (stage == Stage::kEntry) {
+        __builtin_prefetch(b.text.data() + routed.type.begin);
       }
     };
-    for (size_t i = 0; i < kSlotAhead; ++i) prefetch(i, i >= kEntryAhead);
+    for (size_t i = 0; i < kSlotAhead; ++i) {
+      prefetch(i, i < kBytesAhead ? Stage::kBytes : i < kEntryAhead ? Stage::kEntry : Stage::kSlot);
+    }
     for (size_t i = 0; i < items.size(); ++i) {
       const WorkItem& item = items[i];
-      prefetch(i + kSlotAhead, false);
-      prefetch(i + kEntryAhead, true);
+      prefetch(i + kSlotAhead, Stage::kSlot);
+      prefetch(i + kEntryAhead, Stage::kEntry);
+      prefetch(i + kBytesAhead, Stage::kBytes);
       sink.step = item.step;
       if (item.kinds & (WorkItem::kAdvance | WorkItem::kEnd)) {
         sink.from_event = false;

@@ -391,11 +391,11 @@ size_t Processor::CustomerHash(std::string_view customer) { return ProfileCache:
 
 size_t Processor::cached_profiles() const { return cache_->size(); }
 
-void Processor::Prefetch(size_t customer_hash, bool entry) const {
-  if (entry) {
-    cache_->PrefetchEntry(customer_hash);
-  } else {
-    cache_->PrefetchSlot(customer_hash);
+void Processor::Prefetch(size_t customer_hash, PrefetchStage stage) const {
+  switch (stage) {
+    case PrefetchStage::kSlot: cache_->PrefetchSlot(customer_hash); break;
+    case PrefetchStage::kEntry: cache_->PrefetchEntry(customer_hash); break;
+    case PrefetchStage::kBytes: cache_->PrefetchBytes(customer_hash); break;
   }
 }
 
@@ -722,9 +722,17 @@ Status Processor::FireDue(EventTime t) {
     const TimerEntry timer = pop();
     // Entries re-queued for the same time and customer are one.
     while (!timers_.empty() && !after(timers_.front(), timer)) ReleaseTimerEntry(pop());
+    // The next customer's cache memory is loaded while this one's timers
+    // fire, as Apply's callers load the next events' (Prefetch): firings
+    // come in due order, which scatters them over the cache.
+    std::optional<size_t> next_hash;
+    if (!timers_.empty() && timers_.front().due <= t.ms) {
+      next_hash = ProfileCache::HashOf(TimerCustomer(timers_.front()));
+      cache_->PrefetchSlot(*next_hash);
+    }
     Status s;
     if (timer.campaign == TimerEntry::kCustomer) {
-      s = FireCustomerTimers(timer);
+      s = FireCustomerTimers(timer, next_hash);
     } else {
       ++stats_.stale_timers;  // replaced (with a tracer only)
       options_.tracer->OnTimerFired(rules_->campaigns[timer.campaign].id, TimerCustomer(timer), EventTime{timer.due},
@@ -733,12 +741,32 @@ Status Processor::FireDue(EventTime t) {
     ReleaseTimerEntry(timer);
     if (!s.ok()) return s;
   }
+  if (!timers_.empty()) PrefetchNextTimer();
   return Status::Ok();
 }
 
-Status Processor::FireCustomerTimers(const TimerEntry& timer) {
+void Processor::PrefetchNextTimer() {
+  const TimerEntry& top = timers_.front();
+  NextTimerPrefetch& next = next_timer_prefetch_;
+  if (top.due != next.due || top.campaign != next.campaign || TimerCustomer(top) != next.customer) {
+    next.due = top.due;
+    next.campaign = top.campaign;
+    next.customer.assign(TimerCustomer(top));
+    next.hash = ProfileCache::HashOf(next.customer);
+    next.stage = 0;
+  }
+  switch (next.stage++) {
+    case 0: cache_->PrefetchSlot(next.hash); break;
+    case 1: cache_->PrefetchEntry(next.hash); break;
+    case 2: cache_->PrefetchBytes(next.hash); break;
+    default: break;
+  }
+}
+
+Status Processor::FireCustomerTimers(const TimerEntry& timer, std::optional<size_t> next_hash) {
   auto loaded = Load(TimerCustomer(timer));
   if (!loaded.ok()) return loaded.status();
+  if (next_hash) cache_->PrefetchEntry(*next_hash);
   CachedProfile* cached = *loaded;
   Profile& profile = cached->profile;
   due_timers_.clear();
@@ -776,6 +804,7 @@ Status Processor::FireCustomerTimers(const TimerEntry& timer) {
   }
   // Moved later since this entry was queued, or still armed after those fired.
   if (later != kNoTime) PushTimer(later, TimerEntry::kCustomer, cached->customer);
+  if (next_hash) cache_->PrefetchBytes(*next_hash);
   return Status::Ok();
 }
 

@@ -1,5 +1,6 @@
 #include "profile_cache.h"
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 
@@ -19,11 +20,7 @@ ProfileCache::Entry& ProfileCache::Entry::operator=(Entry&& other) noexcept {
   on_heap_ = other.on_heap_;
   id_size_ = other.id_size_;
   bytes_size_ = other.bytes_size_;
-  if (on_heap_) {
-    heap_ = other.heap_;
-  } else {
-    std::memcpy(inline_, other.inline_, id_size_ + bytes_size_);
-  }
+  std::memcpy(inline_, other.inline_, kInline);  // the inline bytes, or the block pointer and id
   other.on_heap_ = false;
   other.flags = 0;
   other.id_size_ = 0;
@@ -39,39 +36,57 @@ void ProfileCache::Entry::Clear() {
   bytes_size_ = 0;
 }
 
-char* ProfileCache::Entry::Reserve(size_t size, size_t keep) {
-  if (size <= kInline) {
-    if (on_heap_) {
-      char* old = heap_.data;
-      std::memcpy(inline_, old, keep);
-      delete[] old;
-      on_heap_ = false;
-    }
-    return inline_;
-  }
-  if (on_heap_ && size <= heap_.capacity) return heap_.data;
-  // Some room to grow: counts and times lengthen a profile a byte at a time.
-  const size_t capacity = (size + size / 4 + 15) & ~size_t{15};
-  char* block = new char[capacity];
-  std::memcpy(block, data(), keep);
-  if (on_heap_) delete[] heap_.data;
-  heap_.data = block;
-  heap_.capacity = static_cast<uint32_t>(capacity);
-  on_heap_ = true;
-  return block;
-}
-
 void ProfileCache::Entry::Assign(std::string_view customer, std::string_view bytes) {
-  char* to = Reserve(customer.size() + bytes.size(), 0);
-  std::memcpy(to, customer.data(), customer.size());
-  if (!bytes.empty()) std::memcpy(to + customer.size(), bytes.data(), bytes.size());
+  std::memcpy(inline_, customer.data(), std::min(customer.size(), kInline));
+  if (customer.size() > kInline) {
+    // Straight to a block with the id first: SetBytes moves an inline id.
+    const size_t capacity = (customer.size() + 15) & ~size_t{15};
+    heap_.data = new char[capacity];
+    heap_.capacity = static_cast<uint32_t>(capacity);
+    std::memcpy(heap_.data, customer.data(), customer.size());
+    on_heap_ = true;
+  }
   id_size_ = static_cast<uint16_t>(customer.size());
-  bytes_size_ = static_cast<uint32_t>(bytes.size());
+  bytes_size_ = 0;
+  SetBytes(bytes);
 }
 
 void ProfileCache::Entry::SetBytes(std::string_view bytes) {
-  char* to = Reserve(id_size_ + bytes.size(), id_size_);
-  if (!bytes.empty()) std::memcpy(to + id_size_, bytes.data(), bytes.size());
+  const size_t id = id_size_;
+  if (id + bytes.size() <= kInline) {
+    if (on_heap_) {
+      char* block = heap_.data;
+      char moved[kInline];
+      std::memcpy(moved, id_in_block() ? block : heap_.id, id);
+      std::memcpy(inline_, moved, id);
+      delete[] block;
+      on_heap_ = false;
+    }
+    if (!bytes.empty()) std::memcpy(inline_ + id, bytes.data(), bytes.size());
+    bytes_size_ = static_cast<uint32_t>(bytes.size());
+    return;
+  }
+  const size_t offset = id_in_block() ? id : 0;
+  const size_t size = offset + bytes.size();
+  if (!on_heap_ || size > heap_.capacity) {
+    // Some room to grow: counts and times lengthen a profile a byte at a time.
+    const size_t capacity = (size + size / 4 + 15) & ~size_t{15};
+    char* block = new char[capacity];
+    if (!on_heap_) {
+      // The id leaves the inline bytes, for its place beside the pointer
+      // or in the block.
+      char moved[kInline];
+      std::memcpy(moved, inline_, id);
+      std::memcpy(offset != 0 ? block : heap_.id, moved, id);
+    } else {
+      if (offset != 0) std::memcpy(block, heap_.data, offset);
+      delete[] heap_.data;
+    }
+    heap_.data = block;
+    heap_.capacity = static_cast<uint32_t>(capacity);
+    on_heap_ = true;
+  }
+  std::memcpy(heap_.data + offset, bytes.data(), bytes.size());
   bytes_size_ = static_cast<uint32_t>(bytes.size());
 }
 

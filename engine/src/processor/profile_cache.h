@@ -1,10 +1,11 @@
 // ProfileCache: the processor's customer profiles in memory, each kept
 // encoded (profile.h, ProfileForm::kCached) in one 64-byte entry: the
 // customer id and the encoded bytes side by side, inline when together they
-// fit in 56 bytes (a typical id and profile take 30 to 50), else in one heap
-// block. A profile is a few dozen bytes instead of several hundred in
-// separately allocated vectors, and a lookup touches one table slot and one
-// entry.
+// fit in 56 bytes (a typical id and profile take 30 to 50), else the bytes in
+// a heap block and the id still inline (ids of up to 44 bytes; longer ones
+// go in the block too). A profile is a few dozen bytes instead of several
+// hundred in separately allocated vectors, and a lookup touches one table
+// slot and one entry; the heap block only when the profile is decoded.
 //
 // Entries are found through an open-addressing table of (hash, index) kept
 // at most half full. Indexes stay valid until the entry is evicted; the
@@ -20,6 +21,15 @@
 
 namespace rapport {
 
+// Hints the CPU to load the cache line at `address`. The empty asm keeps the
+// hint: GCC deems a function whose only effect is __builtin_prefetch pure
+// and deletes calls to it whose result is unused (gcc 12 dropped the entry
+// prefetches below that way).
+inline void PrefetchLine(const void* address) {
+  __builtin_prefetch(address);
+  asm volatile("" : : "r"(address));
+}
+
 class ProfileCache {
  public:
   static constexpr uint32_t kNotFound = UINT32_MAX;
@@ -33,10 +43,16 @@ class ProfileCache {
   // Hints for a Find of `hash` a few events ahead, to overlap its cache
   // misses with the work before it: first the table slot, then (once that
   // is likely in cache) the entry it points to.
-  void PrefetchSlot(size_t hash) const { __builtin_prefetch(&table_[hash & (table_.size() - 1)]); }
+  void PrefetchSlot(size_t hash) const { PrefetchLine(&table_[hash & (table_.size() - 1)]); }
   void PrefetchEntry(size_t hash) const {
     const uint64_t slot = table_[hash & (table_.size() - 1)];
-    if (slot != 0 && ((slot ^ hash) >> 32) == 0) __builtin_prefetch(&pool_[static_cast<uint32_t>(slot) - 1]);
+    if (slot != 0 && ((slot ^ hash) >> 32) == 0) PrefetchLine(&pool_[static_cast<uint32_t>(slot) - 1]);
+  }
+  // And last (once the entry is likely in cache) the bytes, when they are
+  // in a heap block.
+  void PrefetchBytes(size_t hash) const {
+    const uint64_t slot = table_[hash & (table_.size() - 1)];
+    if (slot != 0 && ((slot ^ hash) >> 32) == 0) pool_[static_cast<uint32_t>(slot) - 1].PrefetchBytes();
   }
   // Adds an entry for a customer not in the cache, holding `bytes` (empty
   // for a new customer), clean and marked used; returns its index.
@@ -80,9 +96,10 @@ class ProfileCache {
  private:
   enum Flags : uint8_t { kLive = 1, kDirty = 2, kReferenced = 4, kNotStoredForm = 8 };
 
-  // 64 bytes: sizes and flags, then the id and the bytes back to back,
-  // inline or in a heap block this entry owns (a unique_ptr cannot share
-  // the union with the inline bytes).
+  // 64 bytes: sizes and flags, then the id and the bytes back to back
+  // inline, or the bytes in a heap block this entry owns (a unique_ptr
+  // cannot share the union with the inline bytes) and the id beside its
+  // pointer; an id too long for that goes first in the block.
   class Entry {
    public:
     Entry() = default;
@@ -92,20 +109,28 @@ class ProfileCache {
     Entry& operator=(const Entry&) = delete;
     ~Entry() { Clear(); }
 
+    // For an entry without bytes (Clear()ed or new).
     void Assign(std::string_view customer, std::string_view bytes);
     void SetBytes(std::string_view bytes);
     // Frees the heap block, if any; the entry is then empty and not live.
     void Clear();
-    std::string_view customer() const { return std::string_view(data(), id_size_); }
-    std::string_view bytes() const { return std::string_view(data() + id_size_, bytes_size_); }
+    std::string_view customer() const {
+      return std::string_view(!on_heap_ ? inline_ : id_in_block() ? heap_.data : heap_.id, id_size_);
+    }
+    std::string_view bytes() const {
+      return std::string_view(!on_heap_ ? inline_ + id_size_ : heap_.data + (id_in_block() ? id_size_ : 0),
+                              bytes_size_);
+    }
+    void PrefetchBytes() const {
+      if (on_heap_) PrefetchLine(heap_.data);
+    }
 
     uint8_t flags = 0;
 
    private:
     static constexpr size_t kInline = 56;
-    const char* data() const { return on_heap_ ? heap_.data : inline_; }
-    // Room for `size` bytes of id and profile, keeping the first `keep`.
-    char* Reserve(size_t size, size_t keep);
+    static constexpr size_t kIdBesideBlock = 44;
+    bool id_in_block() const { return id_size_ > kIdBesideBlock; }
 
     bool on_heap_ = false;
     uint16_t id_size_ = 0;  // ids are at most 256 bytes
@@ -115,6 +140,7 @@ class ProfileCache {
       struct {
         char* data;
         uint32_t capacity;
+        char id[kIdBesideBlock];
       } heap_;
     };
   };

@@ -167,10 +167,12 @@ class Processor {
   Status WriteBack();
   // The hash Apply() looks a customer up by; a caller that knows the
   // customers of the next events can pass theirs to Prefetch() a few events
-  // ahead (`entry` false about eight events ahead, true about four), so that
-  // the lookups find the cache's memory already loaded.
+  // ahead, stage by stage (each reads what the one before loaded: kSlot
+  // about eight events ahead, kEntry four, kBytes two), so that the lookups
+  // find the cache's memory already loaded.
+  enum class PrefetchStage : uint8_t { kSlot, kEntry, kBytes };
   static size_t CustomerHash(std::string_view customer);
-  void Prefetch(size_t customer_hash, bool entry) const;
+  void Prefetch(size_t customer_hash, PrefetchStage stage) const;
   // Profiles changed since the last commit (or write-back): they stay in
   // memory until then.
   size_t dirty_profiles() const { return dirty_.size(); }
@@ -251,9 +253,14 @@ class Processor {
   // Commit() with a position, WriteBack() without.
   Status Write(const std::string_view* position);
   Status FireDue(EventTime t);
+  // Loads the cache memory of the next timer's customer, one stage per call
+  // (Prefetch): a timer usually comes due a few events after it reaches the
+  // top of the queue, and firings in due order scatter over the cache.
+  void PrefetchNextTimer();
   // Fires the customer's timers due by the entry's time; re-queues it for
-  // its next one.
-  Status FireCustomerTimers(const TimerEntry& timer);
+  // its next one. Prefetches the cache memory of `next_hash`, the customer
+  // of the timer due next, if any.
+  Status FireCustomerTimers(const TimerEntry& timer, std::optional<size_t> next_hash);
   // Fires one campaign's timer, already cleared in the profile.
   void FireTimer(uint32_t campaign_index, CachedProfile* p, EventTime due);
   bool TimerAfter(const TimerEntry& a, const TimerEntry& b) const;
@@ -292,6 +299,15 @@ class Processor {
   // The current profile's timer key as it was loaded, for DirtyProfile.
   int64_t loaded_due_ = kNoTime;
   std::vector<DirtyProfile> dirty_;
+  // The timer PrefetchNextTimer() last saw at the top, and the stages done.
+  struct NextTimerPrefetch {
+    int64_t due = kNoTime;
+    uint32_t campaign = 0;
+    std::string customer;
+    size_t hash = 0;
+    uint8_t stage = 0;
+  };
+  NextTimerPrefetch next_timer_prefetch_;
   Profile commit_profile_;  // Commit() decodes each dirty profile into it
   // True when the partition held nothing at Open: then a customer is in the
   // store only if its profile was committed and evicted from the cache since,
