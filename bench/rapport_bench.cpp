@@ -548,6 +548,17 @@ int Main(int argc, char** argv) {
                             (fifty_runs > 1 ? "best of " + std::to_string(fifty_runs) : std::string("1 run")) +
                             "; cpu " + Fixed(many->cpu_seconds, 1) + " s; 100k preset only"});
       }
+      Note("replay " + p->name + ": fifty campaigns, whole machine");
+      auto many_wide = Replay(args, *d, fifty, false, parallel, "fifty-all-" + p->name, fifty_runs);
+      if (!many_wide.ok()) {
+        fail("replay fifty " + p->name, many_wide.status());
+      } else {
+        rows.push_back({"a. replay, 50 campaigns, all cores", data, Rate(many_wide->events_per_s),
+                        "bench/packs/fifty; " + Fixed(wide->events_per_s / many_wide->events_per_s, 1) +
+                            "x the time of 3 campaigns; " + parallel_text + "; " +
+                            (fifty_runs > 1 ? "best of " + std::to_string(fifty_runs) : std::string("1 run")) +
+                            "; cpu " + Fixed(many_wide->cpu_seconds, 1) + " s"});
+      }
     }
     if (args.parts.count("d") && p->customers >= 1000000) {
       auto bytes = FlushedStateBytes(wide->state_dir);
