@@ -661,17 +661,40 @@ int Main(int argc, char** argv) {
         o.seconds = 3;
         o.commit_interval = std::chrono::milliseconds(interval);
         o.bare_echo = floor;
-        fs::remove_all(o.scratch_dir + "/latency-state");
-        auto r = MeasureLatency(o);
-        if (!r.ok()) {
-          fail("latency", r.status());
+        // A 3-second window's p99 is its 23rd-worst purchase at 10k/s: one
+        // stall of this VM decides it. The row is the run of median p99 of
+        // three, and the notes list each run's.
+        const int latency_runs = args.quick ? 1 : 3;
+        std::vector<LatencyResult> results;
+        Status failed;
+        for (int run = 0; run < latency_runs && failed.ok(); ++run) {
+          fs::remove_all(o.scratch_dir + "/latency-state");
+          auto one = MeasureLatency(o);
+          if (!one.ok()) {
+            failed = one.status();
+          } else {
+            Note("  p50/p99/p99.9 " + Fixed(one->p50_ms, 0) + " / " + Fixed(one->p99_ms, 0) + " / " +
+                 Fixed(one->p999_ms, 0) + " ms");
+            results.push_back(*one);
+          }
+        }
+        if (!failed.ok()) {
+          fail("latency", failed);
           continue;
         }
+        std::string each;
+        for (const LatencyResult& one : results) each += (each.empty() ? "" : ", ") + Fixed(one.p99_ms, 0);
+        std::sort(results.begin(), results.end(),
+                  [](const LatencyResult& a, const LatencyResult& b) { return a.p99_ms < b.p99_ms; });
+        const LatencyResult* r = &results[results.size() / 2];
         std::string value = Fixed(r->p50_ms, 0) + " / " + Fixed(r->p99_ms, 0) + " / " + Fixed(r->p999_ms, 0) + " ms";
         std::string offered = "achieved " + Grouped(r->achieved_rate) + "/s for " + Fixed(o.seconds, 0) + " s after " +
                               Fixed(o.warmup_seconds, 0) + " s of warm-up; " +
                               Grouped(static_cast<double>(r->samples)) + " of " +
-                              Grouped(static_cast<double>(r->expected)) + " purchases matched; ";
+                              Grouped(static_cast<double>(r->expected)) + " purchases matched; " +
+                              (results.size() > 1 ? "median p99 of " + std::to_string(results.size()) +
+                                                        " runs (p99 " + each + " ms); "
+                                                  : std::string());
         if (floor) {
           rows.push_back({"c. latency floor p50/p99/p99.9 @ " + Grouped(rate) + "/s", "100k mix", value,
                           offered + "a bare consumer answers each purchase at once (no state, no commit): the "
