@@ -138,7 +138,7 @@ Status ReplayOneThread(const ReplayOptions& options, bool bulk_load, ReplayInput
   // Events are decoded a few ahead of the one applied, each by its own
   // decoder (an Event points into its decoder), so that the cache memory of
   // the customers applied next is loaded while this one is processed
-  // (Processor::Prefetch): the lookup's two cache misses are most of a
+  // (Processor::Prefetch): the lookup's cache misses are most of a
   // 1M-customer replay's time otherwise.
   constexpr size_t kAhead = 8, kEntryAhead = 4, kBytesAhead = 2;
   struct Decoded {

@@ -755,12 +755,13 @@ void Processor::PrefetchNextTimer() {
     next.hash = ProfileCache::HashOf(next.customer);
     next.stage = 0;
   }
-  switch (next.stage++) {
+  switch (next.stage) {
     case 0: cache_->PrefetchSlot(next.hash); break;
     case 1: cache_->PrefetchEntry(next.hash); break;
     case 2: cache_->PrefetchBytes(next.hash); break;
-    default: break;
+    default: return;  // loaded
   }
+  ++next.stage;
 }
 
 Status Processor::FireCustomerTimers(const TimerEntry& timer, std::optional<size_t> next_hash) {
