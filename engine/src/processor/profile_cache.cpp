@@ -86,7 +86,7 @@ void ProfileCache::Entry::SetBytes(std::string_view bytes) {
     heap_.capacity = static_cast<uint32_t>(capacity);
     on_heap_ = true;
   }
-  std::memcpy(heap_.data + offset, bytes.data(), bytes.size());
+  if (!bytes.empty()) std::memcpy(heap_.data + offset, bytes.data(), bytes.size());
   bytes_size_ = static_cast<uint32_t>(bytes.size());
 }
 
