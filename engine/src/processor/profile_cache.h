@@ -45,14 +45,12 @@ class ProfileCache {
   // is likely in cache) the entry it points to.
   void PrefetchSlot(size_t hash) const { PrefetchLine(&table_[hash & (table_.size() - 1)]); }
   void PrefetchEntry(size_t hash) const {
-    const uint64_t slot = table_[hash & (table_.size() - 1)];
-    if (slot != 0 && ((slot ^ hash) >> 32) == 0) PrefetchLine(&pool_[static_cast<uint32_t>(slot) - 1]);
+    if (const Entry* e = HomeEntry(hash)) PrefetchLine(e);
   }
   // And last (once the entry is likely in cache) the bytes, when they are
   // in a heap block.
   void PrefetchBytes(size_t hash) const {
-    const uint64_t slot = table_[hash & (table_.size() - 1)];
-    if (slot != 0 && ((slot ^ hash) >> 32) == 0) pool_[static_cast<uint32_t>(slot) - 1].PrefetchBytes();
+    if (const Entry* e = HomeEntry(hash)) e->PrefetchBytes();
   }
   // Adds an entry for a customer not in the cache, holding `bytes` (empty
   // for a new customer), clean and marked used; returns its index.
@@ -146,6 +144,12 @@ class ProfileCache {
   };
   static_assert(sizeof(Entry) == 64);
 
+  // The entry in `hash`'s own slot if its tag matches (a hint: it may be
+  // another customer's, and an entry moved along by a collision is missed).
+  const Entry* HomeEntry(size_t hash) const {
+    const uint64_t slot = table_[hash & (table_.size() - 1)];
+    return slot != 0 && ((slot ^ hash) >> 32) == 0 ? &pool_[static_cast<uint32_t>(slot) - 1] : nullptr;
+  }
   void InsertSlot(size_t hash, uint32_t index);
   void RebuildTable(size_t slots);
 
