@@ -538,15 +538,15 @@ int Main(int argc, char** argv) {
     if (args.parts.count("a") && static_cast<double>(d->events) <= kSmallPresetEvents) {
       Note("replay " + p->name + ": fifty campaigns, one core");
       const int fifty_runs = std::min(runs, 2);
+      const std::string fifty_best = fifty_runs > 1 ? "best of " + std::to_string(fifty_runs) : "1 run";
       auto many = Replay(args, *d, fifty, true, {}, "fifty-1core-" + p->name, fifty_runs);
       if (!many.ok()) {
         fail("replay fifty " + p->name, many.status());
       } else {
         rows.push_back({"a. replay, 50 campaigns, 1 core", data, Rate(many->events_per_s),
                         "bench/packs/fifty; " + Fixed(pinned->events_per_s / many->events_per_s, 1) +
-                            "x the time of 3 campaigns; " +
-                            (fifty_runs > 1 ? "best of " + std::to_string(fifty_runs) : std::string("1 run")) +
-                            "; cpu " + Fixed(many->cpu_seconds, 1) + " s; 100k preset only"});
+                            "x the time of 3 campaigns; " + fifty_best + "; cpu " + Fixed(many->cpu_seconds, 1) +
+                            " s; 100k preset only"});
       }
       Note("replay " + p->name + ": fifty campaigns, whole machine");
       auto many_wide = Replay(args, *d, fifty, false, parallel, "fifty-all-" + p->name, fifty_runs);
@@ -555,9 +555,8 @@ int Main(int argc, char** argv) {
       } else {
         rows.push_back({"a. replay, 50 campaigns, all cores", data, Rate(many_wide->events_per_s),
                         "bench/packs/fifty; " + Fixed(wide->events_per_s / many_wide->events_per_s, 1) +
-                            "x the time of 3 campaigns; " + parallel_text + "; " +
-                            (fifty_runs > 1 ? "best of " + std::to_string(fifty_runs) : std::string("1 run")) +
-                            "; cpu " + Fixed(many_wide->cpu_seconds, 1) + " s"});
+                            "x the time of 3 campaigns; " + parallel_text + "; " + fifty_best + "; cpu " +
+                            Fixed(many_wide->cpu_seconds, 1) + " s"});
       }
     }
     if (args.parts.count("d") && p->customers >= 1000000) {
@@ -640,8 +639,8 @@ int Main(int argc, char** argv) {
                           cpu(r->ceiling_cpu_seconds, r->ceiling_events_per_s)});
       rows.push_back({"b. restore from the changelog", data,
                       Grouped(static_cast<double>(r->restore_records) / r->restore_seconds) + " records/s",
-                      "a fresh instance takes all " + std::to_string(o.partitions) + " partitions over: " +
-                          Grouped(static_cast<double>(r->restore_records)) + " records in " +
+                      "a fresh instance takes all " + std::to_string(o.partitions) +
+                          " partitions over: " + Grouped(static_cast<double>(r->restore_records)) + " records in " +
                           Fixed(r->restore_seconds, 2) + " s of restores"});
     }
   }
@@ -688,13 +687,12 @@ int Main(int argc, char** argv) {
                   [](const LatencyResult& a, const LatencyResult& b) { return a.p99_ms < b.p99_ms; });
         const LatencyResult* r = &results[results.size() / 2];
         std::string value = Fixed(r->p50_ms, 0) + " / " + Fixed(r->p99_ms, 0) + " / " + Fixed(r->p999_ms, 0) + " ms";
-        std::string offered = "achieved " + Grouped(r->achieved_rate) + "/s for " + Fixed(o.seconds, 0) + " s after " +
-                              Fixed(o.warmup_seconds, 0) + " s of warm-up; " +
-                              Grouped(static_cast<double>(r->samples)) + " of " +
-                              Grouped(static_cast<double>(r->expected)) + " purchases matched; " +
-                              (results.size() > 1 ? "median p99 of " + std::to_string(results.size()) +
-                                                        " runs (p99 " + each + " ms); "
-                                                  : std::string());
+        std::string offered =
+            "achieved " + Grouped(r->achieved_rate) + "/s for " + Fixed(o.seconds, 0) + " s after " +
+            Fixed(o.warmup_seconds, 0) + " s of warm-up; " + Grouped(static_cast<double>(r->samples)) + " of " +
+            Grouped(static_cast<double>(r->expected)) + " purchases matched; " +
+            (results.size() > 1 ? "median p99 of " + std::to_string(results.size()) + " runs (p99 " + each + " ms); "
+                                : std::string());
         if (floor) {
           rows.push_back({"c. latency floor p50/p99/p99.9 @ " + Grouped(rate) + "/s", "100k mix", value,
                           offered + "a bare consumer answers each purchase at once (no state, no commit): the "
