@@ -33,7 +33,6 @@
 
 #include "bench_kafka.h"
 #include "bench_process.h"
-#include "rapport/engine/allocator.h"
 #include "rapport/engine/state_store.h"
 
 namespace fs = std::filesystem;
@@ -763,7 +762,5 @@ int Main(int argc, char** argv) {
 }  // namespace rapport::bench
 
 int main(int argc, char** argv) {
-  // As rapport's main does: the daemon measured in process allocates as `rapport run` does.
-  rapport::ConfigureAllocator();
   return rapport::bench::Main(argc, argv);
 }

@@ -8,6 +8,7 @@ packages=(
   build-essential cmake pkg-config git
   librdkafka-dev librocksdb-dev libyaml-cpp-dev catch2
   libsimdjson-dev libcli11-dev libfmt-dev libssl-dev libcpp-httplib-dev
+  libgoogle-perftools-dev
 )
 # Extra packages named by the caller, e.g. `install-deps.sh chromium`.
 packages+=("$@")

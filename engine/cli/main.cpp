@@ -2,10 +2,8 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.h"
-#include "rapport/engine/allocator.h"
 
 int main(int argc, char** argv) {
-  rapport::ConfigureAllocator();
   CLI::App app{
       "Rapport: event-driven campaign automation.\n"
       "Reads store events, keeps per-customer state and fires the campaigns written in YAML rule files."};
