@@ -755,13 +755,8 @@ void Processor::PrefetchNextTimer() {
     next.hash = ProfileCache::HashOf(next.customer);
     next.stage = 0;
   }
-  switch (next.stage) {
-    case 0: cache_->PrefetchSlot(next.hash); break;
-    case 1: cache_->PrefetchEntry(next.hash); break;
-    case 2: cache_->PrefetchBytes(next.hash); break;
-    default: return;  // loaded
-  }
-  ++next.stage;
+  if (next.stage > static_cast<uint8_t>(PrefetchStage::kBytes)) return;  // loaded
+  Prefetch(next.hash, static_cast<PrefetchStage>(next.stage++));
 }
 
 Status Processor::FireCustomerTimers(const TimerEntry& timer, std::optional<size_t> next_hash) {

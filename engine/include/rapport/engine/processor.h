@@ -305,7 +305,7 @@ class Processor {
     uint32_t campaign = 0;
     std::string customer;
     size_t hash = 0;
-    uint8_t stage = 0;
+    uint8_t stage = 0;  // the next PrefetchStage to run
   };
   NextTimerPrefetch next_timer_prefetch_;
   Profile commit_profile_;  // Commit() decodes each dirty profile into it
