@@ -351,8 +351,6 @@ int RunStats(const StatsArgs& args) {
     w.BeginObject();
     w.Key("profiles");
     w.Int(static_cast<int64_t>(bytes.profiles));
-    w.Key("timers");
-    w.Int(static_cast<int64_t>(bytes.timers));
     w.Key("outbox");
     w.Int(static_cast<int64_t>(bytes.outbox));
     w.Key("meta");
@@ -419,7 +417,6 @@ int RunStats(const StatsArgs& args) {
     std::cout << "\nbytes (RocksDB SST files + memtables, approximate)\n"
               << "  profiles  " << Padded(Grouped(bytes.profiles), 14, true) << "   " << avg
               << " per customer (encoded: " << encoded_avg << ")\n"
-              << "  timers    " << Padded(Grouped(bytes.timers), 14, true) << '\n'
               << "  outbox    " << Padded(Grouped(bytes.outbox), 14, true) << '\n'
               << "  meta      " << Padded(Grouped(bytes.meta), 14, true) << '\n'
               << "  directory " << Padded(Grouped(directory_bytes), 14, true) << "   all files, logs included\n";

@@ -29,7 +29,6 @@ std::map<std::string, std::string> DumpState(const std::string& dir) {
   REQUIRE((*store)->ForEachProfile(0, [&](std::string_view customer, std::string_view encoded) {
     out["profile " + std::string(customer)] = std::string(encoded);
   }).ok());
-  REQUIRE((*store)->ForEachTimer(0, [&](std::string_view key) { out["timer " + std::string(key)] = ""; }).ok());
   auto clock = (*store)->GetClock(0);
   REQUIRE(clock.ok());
   REQUIRE(clock->has_value());

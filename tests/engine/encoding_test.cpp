@@ -33,38 +33,6 @@ TEST_CASE("varints and ordered integers round-trip at their edges") {
   CHECK_FALSE(truncated.GetVarint(&u));
 }
 
-TEST_CASE("timer keys sort by (due, customer), negative times included; per-timer keys still parse") {
-  struct T {
-    int64_t due;
-    const char* customer;
-  };
-  const T in_order[] = {{-5000, "z"}, {0, "a"}, {0, "a1"}, {0, "b"}, {7, "a"}};
-  std::vector<std::string> keys;
-  for (const T& t : in_order) {
-    std::string k;
-    AppendTimerKey(&k, 3, EventTime{t.due}, t.customer);
-    keys.push_back(k);
-  }
-  CHECK(std::is_sorted(keys.begin(), keys.end()));
-  uint32_t partition;
-  EventTime due;
-  std::string_view customer, legacy_campaign;
-  REQUIRE(ParseTimerKey(keys[0], &partition, &due, &customer, &legacy_campaign));
-  CHECK(partition == 3);
-  CHECK(due.ms == -5000);
-  CHECK(customer == "z");
-  CHECK(legacy_campaign.empty());
-  // A store written with one key per timer: [partition][due][customer][0x00][campaign].
-  std::string legacy = keys[4] + std::string(1, '\0') + "lapsed-visitor";
-  REQUIRE(ParseTimerKey(legacy, &partition, &due, &customer, &legacy_campaign));
-  CHECK(due.ms == 7);
-  CHECK(customer == "a");
-  CHECK(legacy_campaign == "lapsed-visitor");
-  CHECK_FALSE(ParseTimerKey("abc", &partition, &due, &customer, &legacy_campaign));
-  CHECK_FALSE(ParseTimerKey(keys[4] + std::string(1, '\0'), &partition, &due, &customer, &legacy_campaign));
-  CHECK_FALSE(ParseTimerKey(keys[4].substr(0, 12), &partition, &due, &customer, &legacy_campaign));
-}
-
 TEST_CASE("profiles round-trip through their encoding") {
   std::mt19937_64 rng(42);
   for (int round = 0; round < 200; ++round) {

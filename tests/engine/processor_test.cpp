@@ -349,39 +349,46 @@ campaigns:
     trigger: {event: purchase}
     delay: {for: 3d})" + kAction;
 
-// Partition 0's timer keys as "customer due", and " campaign" for a key of
-// the one-per-timer layout.
-Strings TimerKeys(rapport::StateStore& store) {
-  Strings out;
-  REQUIRE(store.ForEachTimer(0, [&out](std::string_view key) {
-    uint32_t partition;
-    rapport::EventTime due;
-    std::string_view customer, legacy_campaign;
-    REQUIRE(rapport::ParseTimerKey(key, &partition, &due, &customer, &legacy_campaign));
-    out.push_back(std::string(customer) + " " + rapport::FormatRfc3339(due));
-    if (!legacy_campaign.empty()) out.back() += " " + std::string(legacy_campaign);
-  }).ok());
-  return out;
-}
 }  // namespace
 
-TEST_CASE("a customer's timers are one timer key, at the earliest due, moved only when that changes") {
+TEST_CASE("a restarted processor finds its timers in the profiles: one queue entry per customer, at the earliest") {
   EngineHarness h(kTwoTimerRules);
-  auto keys = [&h] { return TimerKeys(*h.store); };
   h.Send(Ev("purchase", "a", "2026-01-01T00:00:00Z", R"("amount":20)"));
   h.Send(Ev("visit", "a", "2026-01-01T01:00:00Z"));
-  h.Commit();
-  CHECK(keys() == Strings{"a 2026-01-02T01:00:00.000Z"});
-  h.Send(Ev("visit", "a", "2026-01-01T05:00:00Z"));  // the earliest moves later
-  h.Commit();
-  CHECK(keys() == Strings{"a 2026-01-02T05:00:00.000Z"});
-  h.AdvanceTo("2026-01-03T00:00:00Z");  // lapsed fires; the delay is the earliest now
-  CHECK(keys() == Strings{"a 2026-01-04T00:00:00.000Z"});
+  h.Send(Ev("visit", "b", "2026-01-01T02:00:00Z"));
+  h.Send(Ev("visit", "a", "2026-01-01T05:00:00Z"));  // a's earliest moves later
+  CHECK(h.processor->customers_with_timers() == 2);
+  h.Restart();
+  CHECK(h.processor->customers_with_timers() == 2);
+  h.AdvanceTo("2026-01-03T00:00:00Z");  // the lapsed timers; a's delay is its earliest now
+  CHECK(h.Fired() == Strings{"lapsed b 2026-01-02T02:00:00.000Z", "lapsed a 2026-01-02T05:00:00.000Z"});
+  CHECK(h.processor->customers_with_timers() == 1);
+  h.Restart();
   CHECK(h.processor->customers_with_timers() == 1);
   h.AdvanceTo("2026-01-05T00:00:00Z");
-  CHECK(keys().empty());
+  CHECK(h.Fired() == Strings{"lapsed b 2026-01-02T02:00:00.000Z", "lapsed a 2026-01-02T05:00:00.000Z",
+                             "thanks-later a 2026-01-04T00:00:00.000Z"});
   CHECK(h.processor->customers_with_timers() == 0);
-  CHECK(h.Fired() == Strings{"lapsed a 2026-01-02T05:00:00.000Z", "thanks-later a 2026-01-04T00:00:00.000Z"});
+  h.Restart();
+  CHECK(h.processor->customers_with_timers() == 0);
+}
+
+TEST_CASE("a processor does not open on a partition with a profile that does not decode, and names the customer") {
+  rapport::testing::TempDir dir;
+  {
+    EngineHarness h(kTwoTimerRules, dir.File("state"));
+    h.Send(Ev("visit", "a", "2026-01-01T00:00:00Z"));
+    h.Commit();
+    rapport::CommitBatch batch(*h.store);
+    batch.PutProfile(0, "mangled", "\x07not a profile");
+    REQUIRE(h.store->Commit(batch).ok());
+  }
+  try {
+    EngineHarness h(kTwoTimerRules, dir.File("state"));
+    FAIL("the processor opened");
+  } catch (const std::runtime_error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("profile of customer mangled") && Catch::Contains("version 7"));
+  }
 }
 
 TEST_CASE("a timer whose campaign left the rules never fires; the others of its customer do") {
@@ -402,43 +409,7 @@ TEST_CASE("a timer whose campaign left the rules never fires; the others of its 
   CHECK(h.Fired() == Strings{"lapsed a 2026-01-02T00:00:00.000Z"});
   CHECK(h.processor->stats().stale_timers == 1);
   CHECK(h.processor->customers_with_timers() == 0);
-  bool any = false;
-  REQUIRE(h.store->ForEachTimer(0, [&any](std::string_view) { any = true; }).ok());
-  CHECK_FALSE(any);
-}
-
-TEST_CASE("a store with one timer key per timer is rewritten to one per customer at open, and its timers fire") {
-  rapport::testing::TempDir dir;
-  {
-    EngineHarness h(kTwoTimerRules, dir.File("state"));
-    h.Send(Ev("purchase", "a", "2026-01-01T00:00:00Z", R"("amount":20)"));
-    h.Send(Ev("visit", "a", "2026-01-01T01:00:00Z"));
-    h.Send(Ev("visit", "b", "2026-01-01T02:00:00Z"));
-    h.Commit();
-    // Rewrite the timers as stores before per-customer keys held them:
-    // [partition][due][customer][0x00][campaign], one per armed timer.
-    rapport::CommitBatch batch(*h.store);
-    REQUIRE(h.store->ForEachTimer(0, [&batch](std::string_view key) { batch.DeleteTimer(key); }).ok());
-    for (const char* customer : {"a", "b"}) {
-      for (const rapport::CampaignState& c : h.StoredProfile(customer).campaigns) {
-        if (c.armed_due_ms == rapport::kNoTime) continue;
-        std::string key;
-        rapport::AppendTimerKey(&key, 0, rapport::EventTime{c.armed_due_ms}, customer);
-        key.push_back('\0');
-        key += h.store->SymbolName(0, rapport::SymbolKind::kCampaign, c.campaign);
-        batch.PutTimer(key);
-      }
-    }
-    REQUIRE(h.store->Commit(batch).ok());
-    CHECK(TimerKeys(*h.store) == Strings{"a 2026-01-02T01:00:00.000Z lapsed", "b 2026-01-02T02:00:00.000Z lapsed",
-                                         "a 2026-01-04T00:00:00.000Z thanks-later"});
-  }
-  EngineHarness h(kTwoTimerRules, dir.File("state"));
-  CHECK(h.processor->customers_with_timers() == 2);
-  CHECK(TimerKeys(*h.store) == Strings{"a 2026-01-02T01:00:00.000Z", "b 2026-01-02T02:00:00.000Z"});
-  h.AdvanceTo("2026-01-05T00:00:00Z");
-  CHECK(h.Fired() == Strings{"lapsed a 2026-01-02T01:00:00.000Z", "lapsed b 2026-01-02T02:00:00.000Z",
-                             "thanks-later a 2026-01-04T00:00:00.000Z"});
+  for (const rapport::CampaignState& c : h.StoredProfile("a").campaigns) CHECK(c.armed_due_ms == rapport::kNoTime);
 }
 
 TEST_CASE("events older than the clock update state but do not move the clock back") {

@@ -3,6 +3,7 @@
 // and stores written before symbols were per partition.
 #include <rocksdb/db.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <thread>
 #include <map>
@@ -50,12 +51,6 @@ std::map<std::string, std::string> Profiles(StateStore& store, uint32_t partitio
   return out;
 }
 
-std::vector<std::string> Timers(StateStore& store, uint32_t partition) {
-  std::vector<std::string> out;
-  REQUIRE(store.ForEachTimer(partition, [&](std::string_view k) { out.emplace_back(k); }).ok());
-  return out;
-}
-
 // A store in a temporary directory whose changes a RecordingListener sees.
 struct ListenedStore {
   TempDir tmp;
@@ -78,9 +73,7 @@ TEST_CASE("a commit reaches the listener before it lands, with its position and 
 
   CommitBatch batch(*store);
   batch.PutProfile(3, "amy", "profile-bytes");
-  std::string timer;
-  AppendTimerKey(&timer, 3, EventTime{1000}, "amy");
-  batch.PutTimer(timer);
+  batch.PutOutbox(3, 0, "amy", false, "{\"action_id\":\"a\"}");
   batch.SetPosition(3, "42");
   REQUIRE(store->Commit(batch).ok());
 
@@ -90,8 +83,8 @@ TEST_CASE("a commit reaches the listener before it lands, with its position and 
     CHECK(r.position == "42");
   }
   CHECK(listener.records[0].family == StateFamily::kProfiles);
-  CHECK(listener.records[1].family == StateFamily::kTimers);
-  CHECK(listener.records[1].key == timer);
+  CHECK(listener.records[1].family == StateFamily::kOutbox);
+  CHECK(listener.records[1].value.find("action_id") != std::string::npos);
   CHECK(listener.records[2].family == StateFamily::kMeta);
   auto checkpoint = store->GetChangelogOffset(3);
   REQUIRE(checkpoint.ok());
@@ -138,17 +131,11 @@ TEST_CASE("a partition restored from another store's changes is the same; droppi
     (*source)->SetChangeListener(&listener);
     REQUIRE((*source)->Symbol(5, SymbolKind::kCampaign, "thank-you").ok());
     CommitBatch batch(**source);
-    std::string t1, t2;
-    AppendTimerKey(&t1, 5, EventTime{10}, "amy");
-    AppendTimerKey(&t2, 5, EventTime{20}, "amy");
     batch.PutProfile(5, "amy", "v1");
-    batch.PutTimer(t1);
     batch.PutOutbox(5, 0, "amy", false, "{\"action_id\":\"a\"}");
     batch.SetPosition(5, "7");
     REQUIRE((*source)->Commit(batch).ok());
     batch.PutProfile(5, "amy", "v2");
-    batch.DeleteTimer(t1);
-    batch.PutTimer(t2);
     batch.PutProfile(5, "bob", "b1");
     batch.SetPosition(5, "9");
     REQUIRE((*source)->Commit(batch).ok());
@@ -172,13 +159,6 @@ TEST_CASE("a partition restored from another store's changes is the same; droppi
   REQUIRE((*target)->ApplyChanges(5, changes, static_cast<int64_t>(listener.records.size())).ok());
 
   CHECK(Profiles(**target, 5) == std::map<std::string, std::string>{{"amy", "v2"}, {"bob", "b1"}});
-  REQUIRE(Timers(**target, 5).size() == 1);
-  uint32_t partition;
-  EventTime due;
-  std::string_view customer, legacy_campaign;
-  REQUIRE(ParseTimerKey(Timers(**target, 5)[0], &partition, &due, &customer, &legacy_campaign));
-  CHECK(due.ms == 20);
-  CHECK(customer == "amy");
   CHECK(*(*target)->NextOutboxSequence(5) == 0);  // delivered and deleted at the source
   CHECK(*(*target)->GetPosition(5) == "9");
   CHECK((*target)->SymbolName(5, SymbolKind::kCampaign, 0) == "thank-you");
@@ -186,7 +166,6 @@ TEST_CASE("a partition restored from another store's changes is the same; droppi
 
   REQUIRE((*target)->DropPartition(5).ok());
   CHECK(Profiles(**target, 5).empty());
-  CHECK(Timers(**target, 5).empty());
   CHECK((*target)->SymbolName(5, SymbolKind::kCampaign, 0).empty());
   CHECK_FALSE((*target)->GetChangelogOffset(5)->has_value());
 }
@@ -207,7 +186,6 @@ TEST_CASE("a store from before per-partition symbols keeps its names in every pa
     rocksdb::DB* raw = nullptr;
     std::vector<rocksdb::ColumnFamilyDescriptor> families = {{rocksdb::kDefaultColumnFamilyName, {}},
                                                              {"profiles", {}},
-                                                             {"timers", {}},
                                                              {"outbox", {}}};
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(), dir, families, &handles, &raw).ok());
@@ -234,6 +212,53 @@ TEST_CASE("a store from before per-partition symbols keeps its names in every pa
   }
   // New symbols continue after the copied ones.
   CHECK(*(*store)->Symbol(0, SymbolKind::kEventType, "referral") == 2);
+}
+
+TEST_CASE("a store with the former timers family opens read-only as it is, and drops the family at open") {
+  TempDir tmp;
+  const std::string dir = tmp.File("old");
+  {
+    // The previous layout: a fourth family of timer keys, repeating the
+    // profiles' due times.
+    rocksdb::DBOptions options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    rocksdb::DB* raw = nullptr;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+        {rocksdb::kDefaultColumnFamilyName, {}}, {"profiles", {}}, {"timers", {}}, {"outbox", {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    REQUIRE(rocksdb::DB::Open(options, dir, families, &handles, &raw).ok());
+    std::string profile_key, timer_key;
+    AppendProfileKey(&profile_key, 0, "amy");
+    timer_key = profile_key + "timer";
+    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[1], profile_key, "p0").ok());
+    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[2], timer_key, "").ok());
+    for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+    delete raw;
+  }
+  auto family_names = [&dir] {
+    std::vector<std::string> names;
+    REQUIRE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok());
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  {
+    StateStoreOptions read_only;
+    read_only.read_only = true;
+    auto store = StateStore::Open(dir, read_only);
+    REQUIRE(store.ok());
+    CHECK(Profiles(**store, 0) == std::map<std::string, std::string>{{"amy", "p0"}});
+  }
+  CHECK(family_names() == std::vector<std::string>{"default", "outbox", "profiles", "timers"});
+  {
+    auto store = StateStore::Open(dir, StateStoreOptions{});
+    REQUIRE(store.ok());
+    CHECK(Profiles(**store, 0) == std::map<std::string, std::string>{{"amy", "p0"}});
+  }
+  CHECK(family_names() == std::vector<std::string>{"default", "outbox", "profiles"});
+  auto reopened = StateStore::Open(dir, StateStoreOptions{});
+  REQUIRE(reopened.ok());
+  CHECK(Profiles(**reopened, 0) == std::map<std::string, std::string>{{"amy", "p0"}});
 }
 
 TEST_CASE("a commit group waits for the replica once and then writes every partition's batch") {

@@ -115,6 +115,10 @@ struct ChangelogRecord {
   std::string value;
   bool deleted = false;
 
+  // A record of the former timers family, which repeated what the profiles
+  // hold: a changelog written before timers were read from the profiles
+  // restores without them.
+  bool former_timer() const { return key[0] == 't'; }
   StateChange change() const {
     return StateChange{static_cast<StateFamily>(key[0]), std::string_view(key).substr(1), value, deleted};
   }
@@ -123,7 +127,9 @@ struct ChangelogRecord {
 // False for a record without a state key (not written by Rapport).
 bool ReadRecord(RdKafka::Message& msg, ChangelogRecord* out) {
   const std::string* key = msg.key();
-  if (key == nullptr || key->size() < 2) return false;
+  if (key == nullptr || key->size() < 2 || std::string_view("mpot").find((*key)[0]) == std::string_view::npos) {
+    return false;
+  }
   std::string_view payload(static_cast<const char*>(msg.payload()), msg.payload() ? msg.len() : 0);
   out->offset = msg.offset();
   out->position = RecordPosition(msg);
@@ -394,7 +400,7 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
                                     std::to_string(msg->offset()) + ": a record without a state key");
         break;
       }
-      if (record.position && *record.position > committed_input) {
+      if (record.former_timer() || (record.position && *record.position > committed_input)) {
         ++result.skipped;
       } else {
         chunk_bytes += record.key.size() + record.value.size();
@@ -535,7 +541,7 @@ class StandbyReplicas::Impl {
     if (it == followers_.end() || it->second.active || it->second.needs_seek) return;
     Follower& f = it->second;
     ChangelogRecord record;
-    if (!ReadRecord(msg, &record)) return;
+    if (!ReadRecord(msg, &record) || record.former_timer()) return;
     f.pending.push_back(std::move(record));
     if (f.pending.size() > kMaxPending) {  // the owner is not committing: read it again later
       f.pending.clear();

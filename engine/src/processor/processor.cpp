@@ -323,48 +323,6 @@ std::optional<EventTime> Processor::clock() const {
   return EventTime{clock_ms_};
 }
 
-Status Processor::LoadTimers() {
-  bool malformed = false;
-  // Keys of a store written with one key per timer, and each of their
-  // customers' earliest due, to rewrite as one key per customer.
-  std::vector<std::string> legacy_keys;
-  std::map<std::string, int64_t, std::less<>> legacy_earliest;
-  Status s = store_.ForEachTimer(options_.partition, [&](std::string_view key) {
-    uint32_t partition;
-    EventTime due;
-    std::string_view customer, legacy_campaign;
-    if (!ParseTimerKey(key, &partition, &due, &customer, &legacy_campaign)) {
-      malformed = true;
-      return;
-    }
-    if (legacy_campaign.empty()) {
-      AppendTimer(MakeTimerEntry(due.ms, TimerEntry::kCustomer, customer));
-      ++customers_with_timers_;
-      return;
-    }
-    legacy_keys.emplace_back(key);
-    auto [it, inserted] = legacy_earliest.try_emplace(std::string(customer), due.ms);
-    if (!inserted) it->second = std::min(it->second, due.ms);
-  });
-  if (!s.ok()) return s;
-  if (malformed) return Status::Corruption("malformed timer key in partition " + std::to_string(options_.partition));
-  if (!legacy_keys.empty()) {
-    std::vector<std::string> keys;
-    for (const auto& [customer, due] : legacy_earliest) {
-      AppendTimer(MakeTimerEntry(due, TimerEntry::kCustomer, customer));
-      ++customers_with_timers_;
-      AppendTimerKey(&keys.emplace_back(), options_.partition, EventTime{due}, customer);
-    }
-    std::sort(keys.begin(), keys.end());
-    for (const std::string& key : legacy_keys) batch_.DeleteTimer(key);
-    for (const std::string& key : keys) batch_.PutTimer(key);
-    if (Status c = store_.Commit(batch_); !c.ok()) return c;
-  }
-  std::make_heap(timers_.begin(), timers_.end(),
-                 [this](const TimerEntry& a, const TimerEntry& b) { return TimerAfter(a, b); });
-  return Status::Ok();
-}
-
 namespace {
 // The due time of the profile's earliest armed timer, kNoTime if none.
 int64_t EarliestArmed(const Profile& profile) {
@@ -386,6 +344,28 @@ void ResetProfile(Profile* p) {
   p->aggregates.clear();
 }
 }  // namespace
+
+// A customer's timers are in its profile; the queue gets one entry at the
+// earliest (see TimerEntry).
+Status Processor::LoadTimers() {
+  Status bad;
+  Status s = store_.ForEachProfile(options_.partition, [&](std::string_view customer, std::string_view bytes) {
+    if (!bad.ok()) return;
+    if (Status d = DecodeProfile(bytes, &commit_profile_); !d.ok()) {
+      bad = Status::Corruption("profile of customer " + std::string(customer) + ": " + d.message());
+      return;
+    }
+    const int64_t due = EarliestArmed(commit_profile_);
+    if (due == kNoTime) return;
+    AppendTimer(MakeTimerEntry(due, TimerEntry::kCustomer, customer));
+    ++customers_with_timers_;
+  });
+  if (!s.ok()) return s;
+  if (!bad.ok()) return bad;
+  std::make_heap(timers_.begin(), timers_.end(),
+                 [this](const TimerEntry& a, const TimerEntry& b) { return TimerAfter(a, b); });
+  return Status::Ok();
+}
 
 size_t Processor::CustomerHash(std::string_view customer) { return ProfileCache::HashOf(customer); }
 
@@ -436,9 +416,6 @@ Result<Processor::CachedProfile*> Processor::Load(std::string_view customer) {
   current_.entry = entry;
   current_.customer.assign(customer);
   current_.modified = false;
-  // A clean profile's timer key is the one its last commit wrote (or the
-  // store's, as it was loaded with it).
-  if (!cache_->dirty(entry)) loaded_due_ = EarliestArmed(profile);
   return &current_;
 }
 
@@ -452,7 +429,7 @@ void Processor::Release() {
   cache_->SetBytes(entry, encoded_, stored_form);
   if (cache_->dirty(entry)) return;
   cache_->set_dirty(entry, true);
-  dirty_.push_back(DirtyProfile{entry, loaded_due_});
+  dirty_.push_back(entry);
 }
 
 // A Bloom filter with one 64-bit word per key: four bits of the word the
@@ -1023,50 +1000,32 @@ Processor::Prefix Processor::KeyPrefix(std::string_view key) {
   return prefix;
 }
 
-// A timer re-armed many times between two commits costs at most a delete
-// and a put, and none while the customer's earliest timer stays put.
-void Processor::CollectTimerChanges(std::string_view customer, const Profile& profile, int64_t stored_due) {
-  const int64_t due = EarliestArmed(profile);
-  if (due == stored_due) return;
-  auto add = [&](int64_t key_due, bool put) {
-    const size_t offset = timer_keys_.size();
-    AppendTimerKey(&timer_keys_, options_.partition, EventTime{key_due}, customer);
-    const size_t size = timer_keys_.size() - offset;
-    timer_writes_.push_back(TimerWrite{KeyPrefix(std::string_view(timer_keys_).substr(offset, size)), offset, size, put});
-  };
-  if (stored_due != kNoTime) add(stored_due, false);
-  if (due != kNoTime) add(due, true);
-}
-
 Status Processor::Commit(std::string_view position) { return Write(&position); }
 
 Status Processor::WriteBack() { return Write(nullptr); }
 
 Status Processor::Write(const std::string_view* position) {
-  // Profiles and timer keys are written sorted: a bulk load writes them
-  // straight into table files, which take keys only in order, and a
-  // memtable inserts them fastest so (each insert starts from where the
-  // previous one ended). The keys of one batch are all distinct, so the
-  // order changes nothing else.
+  // Profiles are written sorted: a bulk load writes them straight into a
+  // table file, which takes keys only in order, and a memtable inserts them
+  // fastest so (each insert starts from where the previous one ended). The
+  // keys of one batch are all distinct, so the order changes nothing else.
   // Sorting on a copy of each key's first 16 bytes keeps the comparisons
   // out of cold memory (ids are rarely longer).
   Release();
   sorted_dirty_.clear();
-  for (const DirtyProfile& d : dirty_) sorted_dirty_.push_back(SortKey{KeyPrefix(cache_->customer(d.entry)), d});
+  for (const uint32_t entry : dirty_) sorted_dirty_.push_back(SortKey{KeyPrefix(cache_->customer(entry)), entry});
   std::sort(sorted_dirty_.begin(), sorted_dirty_.end(), [this](const SortKey& a, const SortKey& b) {
     if (a.prefix != b.prefix) return a.prefix < b.prefix;
-    return cache_->customer(a.dirty.entry) < cache_->customer(b.dirty.entry);
+    return cache_->customer(a.entry) < cache_->customer(b.entry);
   });
-  timer_keys_.clear();
-  timer_writes_.clear();
   for (const SortKey& k : sorted_dirty_) {
-    const uint32_t entry = k.dirty.entry;
-    if (Status s = DecodeProfile(cache_->bytes(entry), &commit_profile_, ProfileForm::kCached); !s.ok()) {
-      return Status::Corruption("cached profile of customer " + std::string(cache_->customer(entry)) + ": " +
-                                s.message());
-    }
+    const uint32_t entry = k.entry;
     if (!cache_->stored_form(entry)) {
       // Drops the campaign entries that hold nothing, in memory too.
+      if (Status s = DecodeProfile(cache_->bytes(entry), &commit_profile_, ProfileForm::kCached); !s.ok()) {
+        return Status::Corruption("cached profile of customer " + std::string(cache_->customer(entry)) + ": " +
+                                  s.message());
+      }
       commit_profile_.Compact();
       encoded_.clear();
       EncodeProfile(commit_profile_, &encoded_);
@@ -1074,22 +1033,9 @@ Status Processor::Write(const std::string_view* position) {
     }
     const std::string_view customer = cache_->customer(entry);  // SetBytes may have moved it
     batch_.PutProfile(options_.partition, customer, cache_->bytes(entry));
-    CollectTimerChanges(customer, commit_profile_, k.dirty.stored_due);
     cache_->set_dirty(entry, false);
   }
   dirty_.clear();
-  auto key_of = [this](const TimerWrite& w) { return std::string_view(timer_keys_).substr(w.offset, w.size); };
-  std::sort(timer_writes_.begin(), timer_writes_.end(), [&](const TimerWrite& a, const TimerWrite& b) {
-    if (a.prefix != b.prefix) return a.prefix < b.prefix;
-    return key_of(a) < key_of(b);
-  });
-  for (const TimerWrite& w : timer_writes_) {
-    if (w.put) {
-      batch_.PutTimer(key_of(w));
-    } else {
-      batch_.DeleteTimer(key_of(w));
-    }
-  }
   if (position != nullptr) {
     if (clock_ms_ != kNoTime) batch_.SetClock(options_.partition, EventTime{clock_ms_});
     batch_.SetPosition(options_.partition, *position);

@@ -29,6 +29,7 @@ constexpr char kSymbolPrefix[] = "psym/";
 constexpr char kChangelogPrefix[] = "changelog/";
 constexpr char kClockPrefix[] = "clock/";
 constexpr char kPositionPrefix[] = "position/";
+constexpr char kFormerTimersFamily[] = "timers";
 
 std::string MetaKey(const char* prefix, uint32_t partition) {
   std::string key = prefix;
@@ -67,23 +68,6 @@ void AppendProfileKey(std::string* key, uint32_t partition, std::string_view cus
   key->append(customer);
 }
 
-void AppendTimerKey(std::string* key, uint32_t partition, EventTime due, std::string_view customer) {
-  coding::PutBigEndian32(key, partition);
-  coding::PutOrderedInt64(key, due.ms);
-  key->append(customer);
-}
-
-bool ParseTimerKey(std::string_view key, uint32_t* partition, EventTime* due, std::string_view* customer,
-                   std::string_view* legacy_campaign) {
-  coding::Reader in(key);
-  if (!in.GetBigEndian32(partition) || !in.GetOrderedInt64(&due->ms)) return false;
-  std::string_view rest = in.rest();
-  const size_t sep = rest.find('\0');
-  *customer = rest.substr(0, sep);
-  *legacy_campaign = sep == std::string_view::npos ? std::string_view() : rest.substr(sep + 1);
-  return !customer->empty() && (sep == std::string_view::npos || !legacy_campaign->empty());
-}
-
 // A bulk load's writes to a family, as long as they come in increasing key
 // order, go into one table file, which StateStore::Commit links into the
 // store: building it directly costs a fraction of inserting the keys into
@@ -106,11 +90,10 @@ class TableFileSet {
   // above the previous one's, or the file could not be written): the
   // caller then writes it through the batch. A commit holds at most one
   // write per key, so which of the two takes it changes nothing.
-  bool Write(rocksdb::ColumnFamilyHandle* family, std::string_view key, std::string_view value, bool put) {
+  bool Put(rocksdb::ColumnFamilyHandle* family, std::string_view key, std::string_view value) {
     rocksdb::SstFileWriter* w = Writer(family);
-    if (w == nullptr) return false;
-    const rocksdb::Slice k(key.data(), key.size());
-    return (put ? w->Put(k, rocksdb::Slice(value.data(), value.size())) : w->Delete(k)).ok();
+    return w != nullptr &&
+           w->Put(rocksdb::Slice(key.data(), key.size()), rocksdb::Slice(value.data(), value.size())).ok();
   }
 
   // Finishes the files and links them into their families, in one step.
@@ -163,14 +146,13 @@ class TableFileSet {
 CommitBatch::CommitBatch(StateStore& store) : store_(store), batch_(std::make_unique<rocksdb::WriteBatch>()) {}
 CommitBatch::~CommitBatch() = default;
 
-bool CommitBatch::WriteTable(rocksdb::ColumnFamilyHandle* family, std::string_view key, std::string_view value,
-                             bool put) {
+bool CommitBatch::PutTable(rocksdb::ColumnFamilyHandle* family, std::string_view key, std::string_view value) {
   if (!store_.options_.bulk_load || store_.listener_ != nullptr) return false;
   if (!tables_) {
     tables_ = std::make_unique<TableFileSet>(*store_.db_,
                                              store_.dir_ + "/ingest-" + std::to_string(store_.ingest_files_++) + "-");
   }
-  if (!tables_->Write(family, key, value, put)) return false;
+  if (!tables_->Put(family, key, value)) return false;
   ++table_writes_;
   return true;
 }
@@ -179,30 +161,9 @@ void CommitBatch::PutProfile(uint32_t partition, std::string_view customer, std:
   partition_ = partition;
   key_.clear();
   AppendProfileKey(&key_, partition, customer);
-  if (WriteTable(store_.profiles_, key_, encoded, true)) return;
+  if (PutTable(store_.profiles_, key_, encoded)) return;
   NoteKey(kProfilesFamily, key_);
   batch_->Put(store_.profiles_, key_, rocksdb::Slice(encoded.data(), encoded.size()));
-}
-
-// The partition is the key's first four bytes.
-static int64_t PartitionOfKey(std::string_view key) {
-  coding::Reader in(key);
-  uint32_t partition;
-  return in.GetBigEndian32(&partition) ? partition : -1;
-}
-
-void CommitBatch::PutTimer(std::string_view timer_key) {
-  partition_ = PartitionOfKey(timer_key);
-  if (WriteTable(store_.timers_, timer_key, {}, true)) return;
-  NoteKey(kTimersFamily, timer_key);
-  batch_->Put(store_.timers_, rocksdb::Slice(timer_key.data(), timer_key.size()), rocksdb::Slice());
-}
-
-void CommitBatch::DeleteTimer(std::string_view timer_key) {
-  partition_ = PartitionOfKey(timer_key);
-  if (WriteTable(store_.timers_, timer_key, {}, false)) return;
-  NoteKey(kTimersFamily, timer_key);
-  batch_->Delete(store_.timers_, rocksdb::Slice(timer_key.data(), timer_key.size()));
 }
 
 void CommitBatch::SetClock(uint32_t partition, EventTime clock) {
@@ -289,11 +250,11 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, con
   // compactions would be installing their results, and RocksDB 7.8 can then
   // pick the level of an ingested file from a version the compaction has
   // already replaced: the file goes to the last level with sequence number
-  // 0, under the older values it was to replace (seen as deleted timer keys
-  // coming back, about once in 40 replays on 3 threads). So no background
-  // compaction: the commits merge level 0 themselves (LinkTables), and the
-  // load ends with one compaction (Compact). Flushes, the other writer of
-  // those versions, find nothing in the two families that take table files
+  // 0, under the older values it was to replace (seen as deleted keys of a
+  // former timers family coming back, about once in 40 replays on 3
+  // threads). So no background compaction: the commits merge level 0
+  // themselves (LinkTables), and the load ends with one compaction (Compact). Flushes, the other writer of
+  // those versions, find nothing in the family that takes table files
   // (unless a write came out of key order, which the processor does not
   // send).
   if (options.bulk_load) cf.disable_auto_compactions = true;
@@ -309,7 +270,14 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, con
   db.db_write_buffer_size = options.memtable_bytes;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, cf}, {"profiles", cf}, {"timers", cf}, {"outbox", cf}};
+      {rocksdb::kDefaultColumnFamilyName, cf}, {"profiles", cf}, {"outbox", cf}};
+  // Stores written before timers were read from the profiles have a family
+  // of timer keys, which RocksDB opens only with the others; it repeats
+  // what the profiles hold, so it is dropped.
+  std::vector<std::string> existing;
+  const bool former_timers = rocksdb::DB::ListColumnFamilies(db, dir, &existing).ok() &&
+                             std::find(existing.begin(), existing.end(), kFormerTimersFamily) != existing.end();
+  if (former_timers) families.emplace_back(kFormerTimersFamily, cf);
   rocksdb::DB* raw = nullptr;
   if (options.read_only) {
     std::error_code ec;
@@ -330,8 +298,14 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, con
   store->db_.reset(raw);
   store->meta_ = store->handles_[0];
   store->profiles_ = store->handles_[1];
-  store->timers_ = store->handles_[2];
-  store->outbox_ = store->handles_[3];
+  store->outbox_ = store->handles_[2];
+  if (former_timers) {
+    rocksdb::ColumnFamilyHandle* timers = store->handles_.back();
+    store->handles_.pop_back();
+    rocksdb::Status dropped = options.read_only ? rocksdb::Status::OK() : store->db_->DropColumnFamily(timers);
+    store->db_->DestroyColumnFamilyHandle(timers);
+    if (Status st = FromRocks(dropped, "dropping the former timers family"); !st.ok()) return st;
+  }
   if (Status st = store->LoadSymbols(); !st.ok()) return st;
   return store;
 }
@@ -488,7 +462,6 @@ Status StateStore::SetChangelogOffset(uint32_t partition, int64_t offset) {
 rocksdb::ColumnFamilyHandle* StateStore::Family(StateFamily family) const {
   switch (family) {
     case StateFamily::kProfiles: return profiles_;
-    case StateFamily::kTimers: return timers_;
     case StateFamily::kOutbox: return outbox_;
     case StateFamily::kMeta: break;
   }
@@ -526,7 +499,7 @@ Status StateStore::ApplyChanges(uint32_t partition, const std::vector<StateChang
 Status StateStore::DropPartition(uint32_t partition) {
   const std::string begin = PartitionPrefix(partition), end = PrefixEnd(partition);
   rocksdb::WriteBatch batch;
-  for (rocksdb::ColumnFamilyHandle* family : {profiles_, timers_, outbox_}) batch.DeleteRange(family, begin, end);
+  for (rocksdb::ColumnFamilyHandle* family : {profiles_, outbox_}) batch.DeleteRange(family, begin, end);
   batch.DeleteRange(meta_, kSymbolPrefix + begin, kSymbolPrefix + end);
   for (const char* prefix : {kClockPrefix, kPositionPrefix, kChangelogPrefix}) {
     batch.Delete(meta_, MetaKey(prefix, partition));
@@ -571,17 +544,6 @@ Status StateStore::ForEachProfile(uint32_t partition,
   return FromRocks(it->status(), "reading profiles");
 }
 
-Status StateStore::ForEachTimer(uint32_t partition, const std::function<void(std::string_view)>& fn) {
-  WaitForTakenGroups();
-  const std::string begin = PartitionPrefix(partition), end = PrefixEnd(partition);
-  rocksdb::Slice upper(end);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, timers_));
-  for (it->Seek(begin); it->Valid(); it->Next()) fn(std::string_view(it->key().data(), it->key().size()));
-  return FromRocks(it->status(), "reading timers");
-}
-
 Result<std::optional<EventTime>> StateStore::GetClock(uint32_t partition) {
   WaitForTakenGroups();
   std::string value;
@@ -607,8 +569,8 @@ namespace {
 // Lists a WriteBatch's operations as StateChanges (views into the batch).
 class ChangeCollector : public rocksdb::WriteBatch::Handler {
  public:
-  ChangeCollector(std::vector<StateChange>* out, uint32_t profiles, uint32_t timers, uint32_t outbox)
-      : out_(out), profiles_(profiles), timers_(timers), outbox_(outbox) {}
+  ChangeCollector(std::vector<StateChange>* out, uint32_t profiles, uint32_t outbox)
+      : out_(out), profiles_(profiles), outbox_(outbox) {}
   rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
     out_->push_back(StateChange{FamilyOf(cf), {key.data(), key.size()}, {value.data(), value.size()}, false});
     return rocksdb::Status::OK();
@@ -621,12 +583,11 @@ class ChangeCollector : public rocksdb::WriteBatch::Handler {
  private:
   StateFamily FamilyOf(uint32_t cf) const {
     if (cf == profiles_) return StateFamily::kProfiles;
-    if (cf == timers_) return StateFamily::kTimers;
     if (cf == outbox_) return StateFamily::kOutbox;
     return StateFamily::kMeta;
   }
   std::vector<StateChange>* out_;
-  uint32_t profiles_, timers_, outbox_;
+  uint32_t profiles_, outbox_;
 };
 
 // The puts and deletes of a commit batch, to be written in key order.
@@ -662,7 +623,7 @@ Status StateStore::Commit(CommitBatch& batch) {
     }
     std::vector<StateChange> changes;
     changes.reserve(batch.Count());
-    ChangeCollector collector(&changes, profiles_->GetID(), timers_->GetID(), outbox_->GetID());
+    ChangeCollector collector(&changes, profiles_->GetID(), outbox_->GetID());
     if (Status s = FromRocks(batch.batch_->Iterate(&collector), "reading a commit batch"); !s.ok()) return s;
     if (Status s = Replicate(partition, batch.position_, changes, true, batch.batch_.get()); !s.ok()) return s;
   }
@@ -724,19 +685,16 @@ Status StateStore::LinkTables(CommitBatch& batch) {
   constexpr size_t kMaxLevel0Files = 16;
   std::lock_guard lock(bulk_mu_);
   if (Status s = FromRocks(batch.tables_->Ingest(), "writing state as table files"); !s.ok()) return s;
-  for (rocksdb::ColumnFamilyHandle* family : {profiles_, timers_}) {
-    rocksdb::ColumnFamilyMetaData meta;
-    db_->GetColumnFamilyMetaData(family, &meta);
-    if (meta.levels.size() < 2 || meta.levels[0].files.size() < kMaxLevel0Files) continue;
-    std::vector<std::string> files;
-    for (size_t level = 0; level < 2; ++level) {
-      for (const rocksdb::SstFileMetaData& file : meta.levels[level].files) files.push_back(file.name);
-    }
-    rocksdb::CompactionOptions co;
-    co.compression = rocksdb::kDisableCompressionOption;  // the family's, for level 1
-    if (Status s = FromRocks(db_->CompactFiles(co, family, files, 1), "merging level 0"); !s.ok()) return s;
+  rocksdb::ColumnFamilyMetaData meta;
+  db_->GetColumnFamilyMetaData(profiles_, &meta);
+  if (meta.levels.size() < 2 || meta.levels[0].files.size() < kMaxLevel0Files) return Status::Ok();
+  std::vector<std::string> files;
+  for (size_t level = 0; level < 2; ++level) {
+    for (const rocksdb::SstFileMetaData& file : meta.levels[level].files) files.push_back(file.name);
   }
-  return Status::Ok();
+  rocksdb::CompactionOptions co;
+  co.compression = rocksdb::kDisableCompressionOption;  // the family's, for level 1
+  return FromRocks(db_->CompactFiles(co, profiles_, files, 1), "merging level 0");
 }
 
 StateStore::CommitGroup::CommitGroup() = default;
@@ -760,7 +718,7 @@ Status StateStore::WriteCommitGroup(CommitGroup group) {
     std::vector<StateChange> changes;
     for (CommitGroup::Held& h : group.batches_) {
       changes.clear();
-      ChangeCollector collector(&changes, profiles_->GetID(), timers_->GetID(), outbox_->GetID());
+      ChangeCollector collector(&changes, profiles_->GetID(), outbox_->GetID());
       if (Status s = FromRocks(h.batch->Iterate(&collector), "reading a commit batch"); !s.ok()) return s;
       auto handed = listener_->OnChanges(h.partition, h.position, changes, false);
       if (!handed.ok()) return handed.status();
@@ -899,14 +857,14 @@ StateStore::FamilyBytes StateStore::ApproximateBytes() {
     db_->GetApproximateMemTableStats(family, all_keys, &count, &mem);
     return sst + mem;
   };
-  return FamilyBytes{bytes(meta_), bytes(profiles_), bytes(timers_), bytes(outbox_)};
+  return FamilyBytes{bytes(meta_), bytes(profiles_), bytes(outbox_)};
 }
 
 Result<std::vector<uint32_t>> StateStore::Partitions() {
   WaitForTakenGroups();
   std::set<uint32_t> found;
   // Skips from one partition's first key to the next partition's range.
-  for (rocksdb::ColumnFamilyHandle* family : {profiles_, timers_, outbox_}) {
+  for (rocksdb::ColumnFamilyHandle* family : {profiles_, outbox_}) {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family));
     for (it->SeekToFirst(); it->Valid();) {
       coding::Reader in(std::string_view(it->key().data(), it->key().size()));

@@ -11,7 +11,10 @@
 //
 // Actions go to the ActionSink as they fire. State changes stay in a
 // bounded write-back cache and reach RocksDB in Commit(), one WriteBatch per
-// commit group holding profiles, timers, the clock and the source position.
+// commit group holding profiles, the clock and the source position. A
+// timer is its due time in the profile's campaign entry; the processor keeps
+// them in a queue in memory, which Open() fills from the partition's
+// profiles.
 //
 // Lifecycle and threads: one Processor per stream (a file, a Kafka
 // partition), used from one thread. It borrows the StateStore and the sink,
@@ -144,7 +147,8 @@ struct ProcessorOptions {
 
 class Processor {
  public:
-  // Loads the partition's clock and timers from the store.
+  // Loads the partition's clock from the store, and its timers from the
+  // profiles: a corrupt profile fails the open, naming its customer.
   static Result<std::unique_ptr<Processor>> Open(StateStore& store, std::shared_ptr<const rules::RuleSet> rules,
                                                  ActionSink& sink, const ProcessorOptions& options);
   ~Processor();
@@ -205,13 +209,6 @@ class Processor {
     Profile profile;
     bool modified = false;
   };
-  // A profile with changes not yet committed, with the due time of its
-  // timer key as stored (kNoTime: none), which Commit() compares with the
-  // earliest timer it has armed now.
-  struct DirtyProfile {
-    uint32_t entry;
-    int64_t stored_due;
-  };
   // A customer's place in the timer queue: due at `due`, when the timers of
   // its profile that are due by then fire, in campaign-id order. There is an
   // entry at or before the customer's earliest armed timer; a timer moved
@@ -269,8 +266,6 @@ class Processor {
   std::string_view TimerCustomer(const TimerEntry& t) const;
   // Frees the entry's long id, if it has one, once the entry is gone.
   void ReleaseTimerEntry(const TimerEntry& t);
-  // Notes the customer's timer key change, if its earliest timer moved.
-  void CollectTimerChanges(std::string_view customer, const Profile& profile, int64_t stored_due);
   void UpdateAggregates(const Event& event, uint32_t rule_type, Profile& profile);
   uint8_t ComputeStage(const Profile& profile, std::string_view customer);
   std::optional<Suppression> CheckLimits(const rules::Campaign& c, const CampaignState* state, EventTime now) const;
@@ -296,9 +291,8 @@ class Processor {
   // from const evaluations too.
   std::unique_ptr<Digests> digests_;
   CachedProfile current_;
-  // The current profile's timer key as it was loaded, for DirtyProfile.
-  int64_t loaded_due_ = kNoTime;
-  std::vector<DirtyProfile> dirty_;
+  // Cache entries of the profiles changed since the last commit.
+  std::vector<uint32_t> dirty_;
   // The timer PrefetchNextTimer() last saw at the top, and the stages done.
   struct NextTimerPrefetch {
     int64_t due = kNoTime;
@@ -308,7 +302,7 @@ class Processor {
     uint8_t stage = 0;  // the next PrefetchStage to run
   };
   NextTimerPrefetch next_timer_prefetch_;
-  Profile commit_profile_;  // Commit() decodes each dirty profile into it
+  Profile commit_profile_;  // Commit() and Open() decode profiles into it
   // True when the partition held nothing at Open: then a customer is in the
   // store only if its profile was committed and evicted from the cache since,
   // which this filter of evicted customers' hashes remembers.
@@ -332,21 +326,14 @@ class Processor {
   uint64_t next_outbox_sequence_ = 0;
   CommitBatch batch_;
 
-  // One commit's timer key writes: the keys end to end in timer_keys_.
+  // A dirty profile in the commit's key order.
   using Prefix = std::pair<uint64_t, uint64_t>;
   static Prefix KeyPrefix(std::string_view key);
-  struct TimerWrite {
-    Prefix prefix;
-    size_t offset, size;
-    bool put;  // false: delete
-  };
   struct SortKey {
     Prefix prefix;
-    DirtyProfile dirty;
+    uint32_t entry;
   };
   std::vector<SortKey> sorted_dirty_;
-  std::string timer_keys_;
-  std::vector<TimerWrite> timer_writes_;
 
   rules::Scratch scratch_;
   // digest_input_: what an action id or a holdout draw digests.

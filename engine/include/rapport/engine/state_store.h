@@ -3,21 +3,20 @@
 // Column families (docs/state-format.md has the byte layout):
 //   default   meta: symbols, per-partition clock and source position
 //   profiles  [partition BE32][customer id]            -> encoded Profile
-//   timers    [partition BE32][due, ordered 8][customer id][0x00][campaign id] -> empty
 //   outbox    [partition BE32][sequence BE64] -> [varint n][customer id, n bytes][held_out 0|1][action JSON]
 //   default   also: psym/[partition BE32][kind][name] -> symbol id, and
 //             changelog/[partition BE32] -> the changelog checkpoint (local only)
 // Every key starts with the partition (meta keys end with it), so one
 // partition's state is one key range that can be restored or dropped on its
 // own, and its symbols are its own: a partition's profiles mean the same on
-// any instance that restores them. Timer keys sort in firing
-// order: (due, customer, campaign), bytewise. Customer ids never hold NUL
-// (the decoder rejects them), which keeps the 0x00 separator unambiguous.
+// any instance that restores them. Timers have no family of their own: each
+// is the due time in its campaign's entry of the profile, and a processor
+// finds them by reading its partition's profiles when it opens.
 //
 // Writes go through a CommitBatch and land atomically: a commit group's
-// profiles, timers, clock, source position and fired actions (the outbox)
-// are one RocksDB WriteBatch. A dispatcher reads the outbox and deletes
-// records once a sink has acknowledged them.
+// profiles, clock, source position and fired actions (the outbox) are one
+// RocksDB WriteBatch. A dispatcher reads the outbox and deletes records once
+// a sink has acknowledged them.
 // Symbols (small ids for event types, campaigns and aggregates, per
 // partition) are written as soon as they are created; an unused symbol is
 // harmless.
@@ -73,9 +72,9 @@ struct StateStoreOptions {
   // state as of Open; writes (Commit, Symbol of a new name) fail.
   bool read_only = false;
   // For filling a new, empty store in one go (a replay into a fresh
-  // directory): writes skip the write-ahead log, and a commit's profile and
-  // timer writes that come in key order go into table files linked into the
-  // store instead of through the memtables. Nothing is durable until Flush() (or
+  // directory): writes skip the write-ahead log, and a commit's profile
+  // writes that come in key order go into a table file linked into the
+  // store instead of through the memtable. Nothing is durable until Flush() (or
   // a clean close); a crash before it leaves a directory to discard. No
   // background compaction runs: a commit merges level 0 into level 1 when it
   // grows deep, and the loader calls Compact() at the end.
@@ -83,22 +82,10 @@ struct StateStoreOptions {
 };
 
 void AppendProfileKey(std::string* key, uint32_t partition, std::string_view customer);
-// A customer's timer key: [partition BE32][due: ordered int64][customer id],
-// the due time being the earliest of the customer's armed timers (the
-// profile holds each campaign's). One key per customer, not per timer: a
-// visit that re-arms several inactivity timers moves at most one key.
-void AppendTimerKey(std::string* key, uint32_t partition, EventTime due, std::string_view customer);
-// Splits a timer key (with its partition prefix) into its parts; false if
-// malformed. Stores written before timer keys were per customer hold one key
-// per timer, [...][customer id][0x00][campaign id]: for those
-// *legacy_campaign is the campaign id, else empty.
-bool ParseTimerKey(std::string_view key, uint32_t* partition, EventTime* due, std::string_view* customer,
-                   std::string_view* legacy_campaign);
-
 class StateStore;
 
 // The column families as named in a replicated change.
-enum class StateFamily : char { kMeta = 'm', kProfiles = 'p', kTimers = 't', kOutbox = 'o' };
+enum class StateFamily : char { kMeta = 'm', kProfiles = 'p', kOutbox = 'o' };
 
 // One write: a put of `value`, or a delete. Keys are the family's own keys
 // (with the partition in them), so a change applies as is on any instance.
@@ -137,8 +124,6 @@ class CommitBatch {
   CommitBatch& operator=(const CommitBatch&) = delete;
 
   void PutProfile(uint32_t partition, std::string_view customer, std::string_view encoded);
-  void PutTimer(std::string_view timer_key);
-  void DeleteTimer(std::string_view timer_key);
   void SetClock(uint32_t partition, EventTime clock);
   void SetPosition(uint32_t partition, std::string_view position);
   void PutOutbox(uint32_t partition, uint64_t sequence, std::string_view customer, bool held_out,
@@ -148,13 +133,13 @@ class CommitBatch {
 
  private:
   friend class StateStore;
-  enum Family { kMetaFamily, kProfilesFamily, kTimersFamily, kOutboxFamily, kFamilies };
+  enum Family { kMetaFamily, kProfilesFamily, kOutboxFamily, kFamilies };
   // Tracks whether each family's keys came in increasing order, in which
   // case StateStore::Commit need not sort a copy of the batch.
   void NoteKey(Family family, std::string_view key);
-  // A bulk load's write, into the family's table file; false when it must
-  // go into the batch instead.
-  bool WriteTable(rocksdb::ColumnFamilyHandle* family, std::string_view key, std::string_view value, bool put);
+  // A bulk load's put, into the family's table file; false when it must go
+  // into the batch instead.
+  bool PutTable(rocksdb::ColumnFamilyHandle* family, std::string_view key, std::string_view value);
 
   StateStore& store_;
   std::unique_ptr<rocksdb::WriteBatch> batch_;
@@ -179,8 +164,6 @@ class StateStore {
   Status GetProfile(uint32_t partition, std::string_view customer, std::string* value, bool* found);
   // Calls fn(customer, encoded) for every profile of the partition, in key order.
   Status ForEachProfile(uint32_t partition, const std::function<void(std::string_view, std::string_view)>& fn);
-  // Calls fn(timer_key) for every timer key of the partition, in firing order.
-  Status ForEachTimer(uint32_t partition, const std::function<void(std::string_view)>& fn);
   // The clock and source position saved by the last commit (nullopt/"" when none).
   Result<std::optional<EventTime>> GetClock(uint32_t partition);
   Result<std::string> GetPosition(uint32_t partition);
@@ -229,8 +212,8 @@ class StateStore {
   // TakeCommitGroup() ends the grouping and returns the held batches, so that
   // WriteCommitGroup() can run on another thread while the taker goes on
   // building the next group; groups must be written in the order taken, one
-  // at a time. Until a taken group is written, reads of profiles, timers,
-  // clocks, positions and checkpoints wait for it: a processor may evict a
+  // at a time. Until a taken group is written, reads of profiles, clocks,
+  // positions and checkpoints wait for it: a processor may evict a
   // profile from its cache once committed, and must read it back as
   // committed.
   class CommitGroup {
@@ -264,7 +247,7 @@ class StateStore {
   // Writes changes read from the replica (a restore), with the checkpoint,
   // atomically; the listener is not called. Symbols among them take effect.
   Status ApplyChanges(uint32_t partition, const std::vector<StateChange>& changes, int64_t changelog_offset);
-  // Deletes everything of the partition: profiles, timers, outbox, clock,
+  // Deletes everything of the partition: profiles, outbox, clock,
   // position, symbols and checkpoint (before a restore from scratch).
   Status DropPartition(uint32_t partition);
 
@@ -273,10 +256,10 @@ class StateStore {
   // Approximate bytes of each column family: its SST files and the data in
   // its memtables.
   struct FamilyBytes {
-    uint64_t meta = 0, profiles = 0, timers = 0, outbox = 0;
+    uint64_t meta = 0, profiles = 0, outbox = 0;
   };
   FamilyBytes ApproximateBytes();
-  // The partitions that hold anything: a profile, a timer, an outbox record,
+  // The partitions that hold anything: a profile, an outbox record,
   // a clock or a position; ascending. Costs a few seeks per partition, not a
   // scan.
   Result<std::vector<uint32_t>> Partitions();
@@ -296,10 +279,9 @@ class StateStore {
   std::string dir_;
   StateStoreOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, profiles, timers, outbox
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, profiles, outbox
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   rocksdb::ColumnFamilyHandle* profiles_ = nullptr;
-  rocksdb::ColumnFamilyHandle* timers_ = nullptr;
   rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
 
   Status Replicate(uint32_t partition, std::string_view position, const std::vector<StateChange>& changes,
