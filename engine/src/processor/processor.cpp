@@ -633,14 +633,15 @@ void Processor::UpdateAggregates(const Event& event, uint32_t rule_type, Profile
 }
 
 uint8_t Processor::ComputeStage(const Profile& profile, std::string_view customer) {
+  // The last stage whose condition holds, searched from the top: a customer
+  // in stage k costs the conditions above k and k's, not all of them.
   const auto& ladder = rules_->ladder;
-  uint8_t stage = 0;
   Evaluation eval(*this, profile, customer, EventTime{profile.last_seen_ms}, nullptr);
-  for (size_t i = 1; i < ladder.size() && i < 256; ++i) {
+  for (size_t i = std::min<size_t>(ladder.size(), 256); i-- > 1;) {
     scratch_.Clear();
-    if (ladder[i].condition && ladder[i].condition->Eval(eval, scratch_).IsTrue()) stage = static_cast<uint8_t>(i);
+    if (ladder[i].condition && ladder[i].condition->Eval(eval, scratch_).IsTrue()) return static_cast<uint8_t>(i);
   }
-  return stage;
+  return 0;
 }
 
 std::optional<Suppression> Processor::CheckLimits(const Campaign& c, const CampaignState* state,
