@@ -1,6 +1,9 @@
 // The processor against real RocksDB: each trigger kind, delays with
 // re-checks, limits, holdout, group priority, timer order, restarts.
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <future>
+#include <optional>
 
 #include "engine_harness.h"
 
@@ -389,6 +392,65 @@ TEST_CASE("a processor does not open on a partition with a profile that does not
   } catch (const std::runtime_error& e) {
     CHECK_THAT(e.what(), Catch::Contains("profile of customer mangled") && Catch::Contains("version 7"));
   }
+}
+
+namespace {
+// A replica that takes every change at once, so that a store groups commits.
+class AcceptingReplica : public rapport::StateChangeListener {
+ public:
+  rapport::Result<int64_t> OnChanges(uint32_t, std::string_view, const std::vector<rapport::StateChange>&,
+                                     bool) override {
+    return int64_t{-1};
+  }
+  rapport::Status Sync() override { return rapport::Status::Ok(); }
+  int64_t EndOffset(uint32_t) override { return -1; }
+};
+}  // namespace
+
+TEST_CASE("while a commit group is written, a read waits for it only for a profile that commit evicted") {
+  const std::string rules = std::string(R"(
+campaigns:
+  - id: third-visit
+    trigger: {event: visit}
+    condition: customer.visits == 3)") + kAction;
+  rapport::testing::TempDir dir;
+  EngineHarness h(rules, dir.File("state"), /*cache_capacity=*/1);
+  h.Send(Ev("visit", "a", "2026-01-01T00:00:00Z"));
+  h.Send(Ev("visit", "b", "2026-01-01T00:00:00Z"));
+  h.Restart();  // a partition that held state at open reads every customer it has not cached
+  AcceptingReplica replica;
+  h.store->SetChangeListener(&replica);
+  h.Send(Ev("visit", "a", "2026-01-02T00:00:00Z"));
+  h.Send(Ev("visit", "c", "2026-01-02T00:00:00Z"));
+  h.store->BeginCommitGroup();
+  h.Commit();  // held in the group; a and c leave the cache (bound 1)
+  std::future<void> b, a;
+  // Writes the group at the latest when the test ends, so that a read
+  // waiting for it (a failure) does not keep the test from ending.
+  struct GroupWriter {
+    rapport::StateStore& store;
+    std::optional<rapport::StateStore::CommitGroup> group;
+    rapport::Status Write() {
+      rapport::Status s = store.WriteCommitGroup(std::move(*group));
+      group.reset();
+      return s;
+    }
+    ~GroupWriter() {
+      if (group) (void)Write();
+    }
+  } writer{*h.store, h.store->TakeCommitGroup()};
+  // b's stored profile is its latest: read at once, the group still unwritten
+  // (a wait here would never end, so the test bounds it).
+  b = std::async(std::launch::async, [&] { h.Send(Ev("visit", "b", "2026-01-03T00:00:00Z")); });
+  REQUIRE(b.wait_for(std::chrono::seconds(60)) == std::future_status::ready);
+  b.get();
+  // a's latest profile is in the group: its read waits until it is written.
+  a = std::async(std::launch::async, [&] { h.Send(Ev("visit", "a", "2026-01-03T00:00:00Z")); });
+  REQUIRE(writer.Write().ok());
+  a.get();
+  CHECK(h.Fired() == Strings{"third-visit a 2026-01-03T00:00:00.000Z"});
+  h.Commit();
+  CHECK(h.StoredProfile("b").types.front().count == 2);
 }
 
 TEST_CASE("a timer whose campaign left the rules never fires; the others of its customer do") {

@@ -398,7 +398,11 @@ Result<Processor::CachedProfile*> Processor::Load(std::string_view customer) {
     // In a partition that started empty, only evicted profiles can be in the
     // store: a customer the filter has never seen is new, without a read.
     if (!fresh_partition_ || MayHaveBeenEvicted(hash)) {
-      if (Status s = store_.GetProfile(options_.partition, customer, &encoded_, &found); !s.ok()) return s;
+      // Only a profile this processor's latest commit evicted can be in a
+      // commit group still being written; any other read goes ahead.
+      const bool evicted_last = std::binary_search(last_evicted_.begin(), last_evicted_.end(), hash);
+      const auto when = evicted_last ? StateStore::ProfileRead::kAfterTakenGroups : StateStore::ProfileRead::kNow;
+      if (Status s = store_.GetProfile(options_.partition, customer, &encoded_, &found, when); !s.ok()) return s;
     }
     if (found) {
       if (Status s = DecodeProfile(encoded_, &profile); !s.ok()) {
@@ -1043,13 +1047,19 @@ Status Processor::Write(const std::string_view* position) {
   }
   if (Status s = store_.Commit(batch_); !s.ok()) return s;
   ++stats_.commits;
-  // Every cached profile is clean now.
+  // Every cached profile is clean now. The commit before this one has been
+  // written by the time this one's group is taken (groups are written one at
+  // a time, in order), so only this commit's evictions can still be ahead
+  // of the store.
+  last_evicted_.clear();
   if (cache_->size() > options_.cache_capacity) {
     // Down to three quarters of the bound, so that the next commits do not
     // each evict a few.
     cache_->Evict(options_.cache_capacity / 4 * 3, [this](size_t hash) {
       if (fresh_partition_) NoteEvicted(hash);
+      last_evicted_.push_back(hash);
     });
+    std::sort(last_evicted_.begin(), last_evicted_.end());
   }
   return Status::Ok();
 }

@@ -513,8 +513,9 @@ Status StateStore::DropPartition(uint32_t partition) {
   return Status::Ok();
 }
 
-Status StateStore::GetProfile(uint32_t partition, std::string_view customer, std::string* value, bool* found) {
-  WaitForTakenGroups();
+Status StateStore::GetProfile(uint32_t partition, std::string_view customer, std::string* value, bool* found,
+                              ProfileRead when) {
+  if (when == ProfileRead::kAfterTakenGroups) WaitForTakenGroups();
   std::string key;
   AppendProfileKey(&key, partition, customer);
   rocksdb::PinnableSlice slice;

@@ -163,7 +163,11 @@ class Processor {
   // live daemons call it with the wall clock.
   Status AdvanceTo(EventTime t);
   // Writes every change since the last commit, with the source position, in
-  // one batch.
+  // one batch. Inside a commit group (StateStore::BeginCommitGroup) the
+  // batch is held, and profiles evicted from the cache may be read back
+  // before the group is written: such reads wait for it. The caller must
+  // not apply events after a commit until the group of the commit before
+  // it has been written (the daemon's next commit waits for it anyway).
   Status Commit(std::string_view position);
   // Writes the changes as Commit() does but not the clock and position, so
   // that the cache may drop the profiles: for a bulk load, whose state is
@@ -309,6 +313,9 @@ class Processor {
   bool fresh_partition_ = false;
   std::vector<uint64_t> evicted_filter_;
   size_t evicted_count_ = 0;
+  // Hashes of the customers the latest commit evicted, sorted: a read of
+  // one waits for the commit group being written (StateStore::GetProfile).
+  std::vector<size_t> last_evicted_;
   // A min-heap in firing order: (due, customer, campaign id).
   std::vector<TimerEntry> timers_;
   std::deque<std::string> long_ids_;

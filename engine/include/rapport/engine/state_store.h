@@ -161,7 +161,13 @@ class StateStore {
   StateStore& operator=(const StateStore&) = delete;
 
   // Reads a profile's encoded bytes. *found is false (and ok) when absent.
-  Status GetProfile(uint32_t partition, std::string_view customer, std::string* value, bool* found);
+  // Waits first for the commit groups taken and not yet written (see
+  // TakeCommitGroup), unless the caller knows the profile is in none of
+  // them: a processor whose latest commit did not evict the customer holds
+  // that customer's latest profile in its cache, or it is in the store.
+  enum class ProfileRead { kAfterTakenGroups, kNow };
+  Status GetProfile(uint32_t partition, std::string_view customer, std::string* value, bool* found,
+                    ProfileRead when = ProfileRead::kAfterTakenGroups);
   // Calls fn(customer, encoded) for every profile of the partition, in key order.
   Status ForEachProfile(uint32_t partition, const std::function<void(std::string_view, std::string_view)>& fn);
   // The clock and source position saved by the last commit (nullopt/"" when none).
