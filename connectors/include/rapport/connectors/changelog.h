@@ -4,7 +4,9 @@
 //
 // Topic `<application_id>-changelog`, compacted; changelog partition =
 // input partition. One record per state write of the partition:
-//   key     [family: m|p|t|o][the family's key, partition included]
+//   key     [family: m|p|o][the family's key, partition included]; records
+//           of family t (the timers family of earlier builds) are skipped
+//           on restore
 //   value   "=" + the value for a put; empty (a tombstone) for a delete
 //   header  rapport.position: the input position the commit reflects (the
 //           next input offset, decimal); absent for writes outside a commit
