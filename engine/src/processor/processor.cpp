@@ -1047,17 +1047,18 @@ Status Processor::Write(const std::string_view* position) {
   }
   if (Status s = store_.Commit(batch_); !s.ok()) return s;
   ++stats_.commits;
-  // Every cached profile is clean now. The commit before this one has been
-  // written by the time this one's group is taken (groups are written one at
-  // a time, in order), so only this commit's evictions can still be ahead
-  // of the store.
+  // Every cached profile is clean now. No event comes before the group of
+  // the commit before this one is written (see Commit()), so only this
+  // commit's evictions can be ahead of the store when the next read comes.
+  // Only a commit can be in a group: a bulk load's write-backs, which evict
+  // a quarter of the cache each, need no list.
   last_evicted_.clear();
   if (cache_->size() > options_.cache_capacity) {
     // Down to three quarters of the bound, so that the next commits do not
     // each evict a few.
-    cache_->Evict(options_.cache_capacity / 4 * 3, [this](size_t hash) {
+    cache_->Evict(options_.cache_capacity / 4 * 3, [this, position](size_t hash) {
       if (fresh_partition_) NoteEvicted(hash);
-      last_evicted_.push_back(hash);
+      if (position != nullptr) last_evicted_.push_back(hash);
     });
     std::sort(last_evicted_.begin(), last_evicted_.end());
   }
