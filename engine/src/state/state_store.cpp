@@ -253,10 +253,10 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, con
   // 0, under the older values it was to replace (seen as deleted keys of a
   // former timers family coming back, about once in 40 replays on 3
   // threads). So no background compaction: the commits merge level 0
-  // themselves (LinkTables), and the load ends with one compaction (Compact). Flushes, the other writer of
-  // those versions, find nothing in the family that takes table files
-  // (unless a write came out of key order, which the processor does not
-  // send).
+  // themselves (LinkTables), and the load ends with one compaction
+  // (Compact). Flushes, the other writer of those versions, find nothing in
+  // the family that takes table files (unless a write came out of key
+  // order, which the processor does not send).
   if (options.bulk_load) cf.disable_auto_compactions = true;
 
   rocksdb::DBOptions db;
