@@ -1,8 +1,10 @@
 #include "rapport/connectors/daemon.h"
 
 #include <pthread.h>
+#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
@@ -50,6 +52,44 @@ class CountingSink : public ActionSink {
 
  private:
   ActionSink* observer_;
+};
+
+// The consumer's messages, taken from its queue up to 256 at a time: one
+// lock round and one clock read per batch, where consume() costs both, a
+// C++ wrapper and a clock read more per message. Callbacks (rebalance,
+// errors, offset commits) are served inside Take() as inside consume().
+class ConsumerBatch {
+ public:
+  explicit ConsumerBatch(RdKafka::KafkaConsumer& consumer)
+      : queue_(rd_kafka_queue_get_consumer(consumer.c_ptr())) {}
+  ~ConsumerBatch() {
+    Release();
+    rd_kafka_queue_destroy(queue_);
+  }
+  ConsumerBatch(const ConsumerBatch&) = delete;
+  ConsumerBatch& operator=(const ConsumerBatch&) = delete;
+
+  // Releases the previous batch, then takes what is queued; if nothing is,
+  // waits up to timeout_ms for one message (a wait for a full batch would
+  // hold the first message back until the timeout).
+  size_t Take(int timeout_ms) {
+    Release();
+    ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, messages_.data(), messages_.size());
+    if (n == 0 && timeout_ms > 0) n = rd_kafka_consume_batch_queue(queue_, timeout_ms, messages_.data(), 1);
+    size_ = n > 0 ? static_cast<size_t>(n) : 0;
+    return size_;
+  }
+  const rd_kafka_message_t& operator[](size_t i) const { return *messages_[i]; }
+
+ private:
+  void Release() {
+    for (size_t i = 0; i < size_; ++i) rd_kafka_message_destroy(messages_[i]);
+    size_ = 0;
+  }
+
+  rd_kafka_queue_t* queue_;  // the consumer group's queue, which consume() reads
+  std::array<rd_kafka_message_t*, 256> messages_{};
+  size_t size_ = 0;
 };
 
 // Runs one job at a time on its own thread: the daemon replicates and writes
@@ -194,8 +234,13 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb, publi
     }
     return s;
   }
-  // `drained`: the consumer had nothing more to hand over.
-  Status Tick(bool drained = false);
+  // Commits when the budget is spent; called after every event.
+  Status CommitIfBudgetSpent() {
+    return uncommitted_ >= config_.commit_max_events ? Commit(CommitScope::kAll) : Status::Ok();
+  }
+  // The interval, the budget and, in wall mode, idle partitions' clocks, as
+  // of `now`. `drained`: the consumer had nothing more to hand over.
+  Status Tick(Clock::time_point now, bool drained = false);
   void MaybeReload();
   Status RunKafka();
   Status RunFile();
@@ -463,7 +508,6 @@ Status Daemon::Impl::Handle(Partition& p, std::string_view text, bool too_long, 
     ok = decoder_.Decode(std::string_view(padded_.data(), text.size()), &event_, &rejection_);
   }
   p.dirty = true;
-  p.last_event = Clock::now();
   ++uncommitted_;
   if (!ok) {
     ++counts_.rejected;
@@ -587,9 +631,8 @@ void Daemon::Impl::MaybeReload() {
 // at low rates an action waits for one commit rather than the interval. Under
 // load the consumer is never drained and the interval and budget decide.
 // In wall mode also moves idle partitions' clocks to the wall clock.
-Status Daemon::Impl::Tick(bool drained) {
+Status Daemon::Impl::Tick(Clock::time_point now, bool drained) {
   MaybeReload();
-  const auto now = Clock::now();
   if (config_.clock == ClockMode::kWall) {
     for (auto& [id, p] : partitions_) {
       if (now - p.last_event < config_.commit_interval) continue;
@@ -753,6 +796,7 @@ Status Daemon::Impl::RunKafka() {
     return Status::IoError("subscribe to " + topic + ": " + RdKafka::err2str(e));
   }
   Log("consuming " + topic + " as group " + config_.application_id);
+  ConsumerBatch batch(*consumer_);
   DeadLetter where{};
   where.source = topic;
   while (!stop_) {
@@ -761,27 +805,33 @@ Status Daemon::Impl::RunKafka() {
     // written that would only wait for it, so look again in a millisecond.
     const bool actions_waiting = partitions_with_actions_ > 0;
     const int timeout_ms = !actions_waiting ? 100 : background_->busy() ? 1 : 0;
-    std::unique_ptr<RdKafka::Message> msg(consumer_->consume(timeout_ms));
+    const size_t n = batch.Take(timeout_ms);
     if (!callback_error_.ok()) return callback_error_;
-    bool drained = false;
-    switch (msg->err()) {
-      case RdKafka::ERR_NO_ERROR: {
-        auto it = partitions_.find(msg->partition());
-        if (it == partitions_.end()) break;  // from a partition revoked meanwhile
-        Partition& p = it->second;
-        if (p.next_offset > msg->offset()) break;  // already applied before a restart
-        where.partition = msg->partition();
-        where.offset = static_cast<uint64_t>(msg->offset());
-        std::string_view text(static_cast<const char*>(msg->payload()), msg->len());
-        if (Status s = Handle(p, text, false, where); !s.ok()) return s;
-        p.next_offset = msg->offset() + 1;
-        break;
+    const auto now = Clock::now();
+    bool drained = n == 0;
+    for (size_t i = 0; i < n && !stop_; ++i) {
+      const rd_kafka_message_t& msg = batch[i];
+      if (msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        drained = true;
+        continue;
       }
-      case RdKafka::ERR__TIMED_OUT:
-      case RdKafka::ERR__PARTITION_EOF: drained = true; break;
-      default: Log("kafka consume: " + msg->errstr()); break;
+      if (msg.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        Log("kafka consume: " + std::string(rd_kafka_message_errstr(&msg)));
+        continue;
+      }
+      auto it = partitions_.find(msg.partition);
+      if (it == partitions_.end()) continue;  // from a partition revoked meanwhile
+      Partition& p = it->second;
+      if (p.next_offset > msg.offset) continue;  // already applied before a restart
+      where.partition = msg.partition;
+      where.offset = static_cast<uint64_t>(msg.offset);
+      std::string_view text(static_cast<const char*>(msg.payload), msg.len);
+      if (Status s = Handle(p, text, false, where); !s.ok()) return s;
+      p.next_offset = msg.offset + 1;
+      p.last_event = now;
+      if (Status s = CommitIfBudgetSpent(); !s.ok()) return s;
     }
-    if (Status s = Tick(drained); !s.ok()) return s;
+    if (Status s = Tick(now, drained); !s.ok()) return s;
   }
   return Status::Ok();
 }
@@ -805,7 +855,10 @@ Status Daemon::Impl::RunFile() {
     where.offset = line.offset;
     if (Status s = Handle(partition, line.text, line.too_long, where); !s.ok()) return s;
     partition.next_offset = static_cast<int64_t>((*reader)->position());
-    if (Status s = Tick(); !s.ok()) return s;
+    const auto now = Clock::now();
+    partition.last_event = now;
+    if (Status s = CommitIfBudgetSpent(); !s.ok()) return s;
+    if (Status s = Tick(now); !s.ok()) return s;
   }
   if (!(*reader)->status().ok()) return (*reader)->status();
   if (!stop_) {
