@@ -536,7 +536,7 @@ int Main(int argc, char** argv) {
     // small preset only, or it alone would take most of the half hour.
     if (args.parts.count("a") && static_cast<double>(d->events) <= kSmallPresetEvents) {
       Note("replay " + p->name + ": fifty campaigns, one core");
-      const int fifty_runs = std::min(runs, 2);
+      const int fifty_runs = runs;
       const std::string fifty_best = fifty_runs > 1 ? "best of " + std::to_string(fifty_runs) : "1 run";
       auto many = Replay(args, *d, fifty, true, {}, "fifty-1core-" + p->name, fifty_runs);
       if (!many.ok()) {

@@ -617,8 +617,11 @@ Status StateStore::Commit(CommitBatch& batch) {
   if (listener_ != nullptr && batch.partition_ >= 0) {
     const auto partition = static_cast<uint32_t>(batch.partition_);
     if (grouping_) {
+      // The next batch of the partition is likely about as large: sized
+      // once, it does not grow by copies while the processor fills it.
+      const size_t size = batch.batch_->GetDataSize();
       held_.batches_.push_back(CommitGroup::Held{partition, batch.position_, std::move(batch.batch_)});
-      batch.batch_ = std::make_unique<rocksdb::WriteBatch>();
+      batch.batch_ = std::make_unique<rocksdb::WriteBatch>(size);
       batch.Clear();
       return Status::Ok();
     }
