@@ -192,7 +192,7 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb, publi
     return s;
   }
 
-  // RdKafka callbacks, on the Run() thread (inside consume()).
+  // RdKafka callbacks, on the Run() thread (inside ConsumerBatch::Take()).
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override;
   void event_cb(RdKafka::Event& event) override;
@@ -234,7 +234,8 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb, publi
     }
     return s;
   }
-  // Commits when the budget is spent; called after every event.
+  // Commits when the budget is spent: after each event of a batch, whose
+  // clock-reading checks (Tick) run once at its end.
   Status CommitIfBudgetSpent() {
     return uncommitted_ >= config_.commit_max_events ? Commit(CommitScope::kAll) : Status::Ok();
   }
@@ -857,7 +858,6 @@ Status Daemon::Impl::RunFile() {
     partition.next_offset = static_cast<int64_t>((*reader)->position());
     const auto now = Clock::now();
     partition.last_event = now;
-    if (Status s = CommitIfBudgetSpent(); !s.ok()) return s;
     if (Status s = Tick(now); !s.ok()) return s;
   }
   if (!(*reader)->status().ok()) return (*reader)->status();
