@@ -392,6 +392,7 @@ Result<KafkaThroughput> MeasureKafkaThroughput(const KafkaThroughputOptions& o) 
       result.daemon_cpu_seconds = daemon->cpu_seconds;
     }
     result.actions = daemon->delivered;
+    result.run_ratios.push_back(daemon->events_per_s / ceiling->events_per_s);
     std::fprintf(stderr,
                  "  kafka run %d: ceiling %.0f events/s (cpu %.2f s), rapport run %.0f events/s (cpu %.2f s, %llu "
                  "commits)\n",

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "rapport/engine/status.h"
 
@@ -45,6 +46,9 @@ struct KafkaThroughput {
   uint64_t actions = 0;  // delivered by the daemon (last run)
   double daemon_events_per_s = 0;
   double ceiling_events_per_s = 0;
+  // Each run's daemon rate over its own ceiling's, in run order: the two
+  // bests above may come from different runs, and the ceiling moves most.
+  std::vector<double> run_ratios;
   // CPU seconds of the whole process (every thread, the in-process mock
   // broker's included) over each best run's timed span.
   double daemon_cpu_seconds = 0;
