@@ -187,11 +187,12 @@ Result<Drain> CountingConsumer(const std::string& bootstrap, const std::string& 
   const auto give_up = Clock::now() + std::chrono::seconds(300);
   // Batches from the group's queue, as the daemon takes them: one clock
   // read per batch, not per message.
-  rd_kafka_queue_t* queue = rd_kafka_queue_get_consumer(consumer->c_ptr());
+  std::unique_ptr<rd_kafka_queue_t, decltype(&rd_kafka_queue_destroy)> queue(
+      rd_kafka_queue_get_consumer(consumer->c_ptr()), &rd_kafka_queue_destroy);
   std::array<rd_kafka_message_t*, 256> batch{};
   while (seen < expected && Clock::now() < give_up) {
-    ssize_t n = rd_kafka_consume_batch_queue(queue, 0, batch.data(), batch.size());
-    if (n == 0) n = rd_kafka_consume_batch_queue(queue, 100, batch.data(), 1);
+    ssize_t n = rd_kafka_consume_batch_queue(queue.get(), 0, batch.data(), batch.size());
+    if (n == 0) n = rd_kafka_consume_batch_queue(queue.get(), 100, batch.data(), 1);
     uint64_t counted = 0;
     for (ssize_t i = 0; i < n; ++i) {
       counted += batch[static_cast<size_t>(i)]->err == RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -203,7 +204,7 @@ Result<Drain> CountingConsumer(const std::string& bootstrap, const std::string& 
     }
   }
   cpu_at_last = ProcessCpuSeconds();
-  rd_kafka_queue_destroy(queue);
+  queue.reset();
   consumer->close();
   if (seen < expected || !timer.assigned) {
     return Status::IoError("ceiling consumer saw " + std::to_string(seen) + " of " + std::to_string(expected) +
