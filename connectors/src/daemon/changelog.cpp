@@ -67,9 +67,10 @@ std::optional<int64_t> ParseInt(std::string_view text) {
 // No allocation per record, unlike a set of those in flight.
 class AckWindow {
  public:
-  uintptr_t Produced() {
-    acknowledged_.push_back(false);
-    return first_ + acknowledged_.size() - 1;
+  // Numbers `count` records about to be produced; returns the first number.
+  uintptr_t Produced(size_t count) {
+    acknowledged_.resize(acknowledged_.size() + count, false);
+    return first_ + acknowledged_.size() - count;
   }
   void Acknowledged(uintptr_t sequence) {
     if (sequence < first_ || sequence - first_ >= acknowledged_.size()) return;
@@ -157,6 +158,11 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
     }
     producer_.reset(RdKafka::Producer::create(conf->get(), err));
     if (!producer_) return Status::InvalidArgument("changelog producer: " + err);
+    topic_.reset(rd_kafka_topic_new(producer_->c_ptr(), options_.topic.c_str(), nullptr));
+    if (!topic_) {
+      return Status::InvalidArgument("changelog topic " + options_.topic + ": " +
+                                     rd_kafka_err2str(rd_kafka_last_error()));
+    }
     return Status::Ok();
   }
 
@@ -239,7 +245,16 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
 
   Result<int64_t> OnChanges(uint32_t partition, std::string_view position, const std::vector<StateChange>& changes,
                             bool wait) {
+    // Through the C API with the topic's handle: the C++ produce() copies
+    // the topic's name and looks the topic up by it for every record, and
+    // wraps each record's headers in an object of its own.
     std::string key, value;
+    uintptr_t sequence;
+    {
+      std::lock_guard lock(mu_);
+      sequence = acks_.Produced(changes.size());
+    }
+    const uintptr_t end = sequence + changes.size();
     for (const StateChange& c : changes) {
       key.clear();
       key.push_back(static_cast<char>(c.family));
@@ -249,34 +264,34 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
         value.push_back('=');
         value.append(c.value);
       }
-      RdKafka::Headers* headers = nullptr;
-      if (!position.empty()) {
-        headers = RdKafka::Headers::create();
-        headers->add(kPositionHeader, position.data(), position.size());
-      }
-      uintptr_t sequence;
-      {
-        std::lock_guard lock(mu_);
-        sequence = acks_.Produced();
-      }
       for (;;) {
-        RdKafka::ErrorCode e = producer_->produce(
-            options_.topic, static_cast<int32_t>(partition), RdKafka::Producer::RK_MSG_COPY,
-            value.empty() ? nullptr : value.data(), value.size(), key.data(), key.size(), 0, headers,
-            reinterpret_cast<void*>(sequence));
-        if (e == RdKafka::ERR_NO_ERROR) break;  // the producer owns the headers now
-        if (e == RdKafka::ERR__QUEUE_FULL) {
+        rd_kafka_headers_t* headers = nullptr;
+        if (!position.empty()) {
+          headers = rd_kafka_headers_new(1);
+          rd_kafka_header_add(headers, kPositionHeader, -1, position.data(), static_cast<ssize_t>(position.size()));
+        }
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            producer_->c_ptr(), RD_KAFKA_V_RKT(topic_.get()), RD_KAFKA_V_PARTITION(static_cast<int32_t>(partition)),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE(value.empty() ? nullptr : value.data(), value.size()),
+            RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_HEADERS(headers),
+            RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(sequence)), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;  // the producer owns the headers now
+        if (headers != nullptr) rd_kafka_headers_destroy(headers);
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
           producer_->poll(10);
           continue;
         }
-        delete headers;
         {
+          // Nothing to wait for, this record's nor the ones not produced:
+          // the caller gets the error.
           std::lock_guard lock(mu_);
-          acks_.Acknowledged(sequence);  // nothing to wait for: the caller gets the error
+          for (uintptr_t s = sequence; s < end; ++s) acks_.Acknowledged(s);
         }
         return Status::Unavailable("changelog " + options_.topic + "[" + std::to_string(partition) +
-                                   "]: " + RdKafka::err2str(e));
+                                   "]: " + rd_kafka_err2str(e));
       }
+      ++sequence;
     }
     if (!wait) return int64_t{-1};
     return Flush(partition);
@@ -422,6 +437,7 @@ class Changelog::Impl : public RdKafka::DeliveryReportCb {
  private:
   ChangelogOptions options_;
   std::unique_ptr<RdKafka::Producer> producer_;
+  std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> topic_{nullptr, &rd_kafka_topic_destroy};
   std::mutex mu_;
   std::map<int32_t, int64_t> ends_;
   std::string first_error_;
