@@ -232,7 +232,13 @@ connectors::RunConfig DaemonConfig(const std::string& bootstrap, const std::stri
   config.application_id = group;
   config.coupon_secret = "rapport-bench-secret";
   connectors::KafkaProperties kafka{{"bootstrap.servers", bootstrap}};
-  config.kafka_source = connectors::KafkaSourceConfig{kEvents, kafka};
+  // The mock's group coordinator lets a new member in only once the last
+  // one's session has expired, LeaveGroup or not (a real broker takes the
+  // leave at once): the takeover below would wait the default 45 s.
+  connectors::KafkaProperties source = kafka;
+  source["session.timeout.ms"] = "6000";
+  source["heartbeat.interval.ms"] = "1000";
+  config.kafka_source = connectors::KafkaSourceConfig{kEvents, source};
   connectors::SinkConfig sink;
   sink.kind = connectors::SinkConfig::Kind::kKafka;
   sink.kafka.properties = kafka;
