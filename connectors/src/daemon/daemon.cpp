@@ -81,6 +81,8 @@ class ConsumerBatch {
   }
   const rd_kafka_message_t& operator[](size_t i) const { return *messages_[i]; }
 
+  static constexpr size_t kMaxMessages = 256;
+
  private:
   void Release() {
     for (size_t i = 0; i < size_; ++i) rd_kafka_message_destroy(messages_[i]);
@@ -88,7 +90,7 @@ class ConsumerBatch {
   }
 
   rd_kafka_queue_t* queue_;  // the consumer group's queue, which consume() reads
-  std::array<rd_kafka_message_t*, 256> messages_{};
+  std::array<rd_kafka_message_t*, kMaxMessages> messages_{};
   size_t size_ = 0;
 };
 
@@ -271,6 +273,18 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb, publi
   // stops first.
   std::unique_ptr<BackgroundCommit> background_;
   Status callback_error_;  // a failure inside a librdkafka callback, raised by Run()
+
+  // The messages of the batch being applied: their partitions and their
+  // customers' hashes (RunKafka).
+  static constexpr size_t kSlotAhead = 8, kEntryAhead = 4, kBytesAhead = 2;
+  struct Ahead {
+    Partition* partition = nullptr;  // nullptr: not this instance's (or an error)
+    size_t customer_hash = 0;
+  };
+  std::array<Ahead, ConsumerBatch::kMaxMessages> ahead_{};
+  void Prefetch(size_t i, size_t n, Processor::PrefetchStage stage) const {
+    if (i < n && ahead_[i].partition != nullptr) ahead_[i].partition->processor->Prefetch(ahead_[i].customer_hash, stage);
+  }
 
   EventDecoder decoder_;
   Event event_;
@@ -810,7 +824,23 @@ Status Daemon::Impl::RunKafka() {
     if (!callback_error_.ok()) return callback_error_;
     const auto now = Clock::now();
     bool drained = n == 0;
+    // Each message's processor, and its key's hash: the key is the customer
+    // (docs/running.md), so the customers' cache memory is loaded a few
+    // messages ahead of the one applied, as a replay does
+    // (Processor::Prefetch). A message keyed otherwise only wastes its
+    // prefetch.
+    for (size_t i = 0; i < n; ++i) {
+      const rd_kafka_message_t& msg = batch[i];
+      auto it = msg.err == RD_KAFKA_RESP_ERR_NO_ERROR ? partitions_.find(msg.partition) : partitions_.end();
+      ahead_[i].partition = it == partitions_.end() ? nullptr : &it->second;
+      ahead_[i].customer_hash =
+          Processor::CustomerHash(std::string_view(static_cast<const char*>(msg.key), msg.key ? msg.key_len : 0));
+      if (i < kSlotAhead) Prefetch(i, n, Processor::PrefetchStage::kSlot);
+    }
     for (size_t i = 0; i < n && !stop_; ++i) {
+      Prefetch(i + kSlotAhead, n, Processor::PrefetchStage::kSlot);
+      Prefetch(i + kEntryAhead, n, Processor::PrefetchStage::kEntry);
+      Prefetch(i + kBytesAhead, n, Processor::PrefetchStage::kBytes);
       const rd_kafka_message_t& msg = batch[i];
       if (msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         drained = true;
@@ -820,9 +850,8 @@ Status Daemon::Impl::RunKafka() {
         Log("kafka consume: " + std::string(rd_kafka_message_errstr(&msg)));
         continue;
       }
-      auto it = partitions_.find(msg.partition);
-      if (it == partitions_.end()) continue;  // from a partition revoked meanwhile
-      Partition& p = it->second;
+      if (ahead_[i].partition == nullptr) continue;  // from a partition revoked meanwhile
+      Partition& p = *ahead_[i].partition;
       if (p.next_offset > msg.offset) continue;  // already applied before a restart
       where.partition = msg.partition;
       where.offset = static_cast<uint64_t>(msg.offset);
