@@ -632,12 +632,17 @@ int Main(int argc, char** argv) {
                           "action acked (" +
                           Grouped(static_cast<double>(r->actions)) + "); best of " + std::to_string(o.runs) + "; " +
                           cpu(r->daemon_cpu_seconds, r->daemon_events_per_s)});
+      // The goal compares the two in the same run; the ceiling varies most
+      // between runs, so the runs' ratios are summed up by their median.
       std::string per_run;
       for (double ratio : r->run_ratios) per_run += (per_run.empty() ? "" : ", ") + Fixed(100.0 * ratio, 0) + "%";
+      std::vector<double> ratios = r->run_ratios;
+      std::sort(ratios.begin(), ratios.end());
+      const double median = ratios.empty() ? 0 : ratios[(ratios.size() - 1) / 2];  // the lower middle of an even count
       rows.push_back({"b. bare librdkafka consumer (ceiling)", data, Rate(r->ceiling_events_per_s),
-                      "counts messages only; rapport run reaches " +
-                          Fixed(100.0 * r->daemon_events_per_s / r->ceiling_events_per_s, 0) +
-                          "% of it (best over best; each run over its own ceiling: " + per_run + "); " +
+                      "counts messages only; rapport run reaches " + Fixed(100.0 * median, 0) +
+                          "% of it in the same run (median of the runs: " + per_run + "; best over best " +
+                          Fixed(100.0 * r->daemon_events_per_s / r->ceiling_events_per_s, 0) + "%); " +
                           cpu(r->ceiling_cpu_seconds, r->ceiling_events_per_s)});
       rows.push_back({"b. restore from the changelog", data,
                       Grouped(static_cast<double>(r->restore_records) / r->restore_seconds) + " records/s",
