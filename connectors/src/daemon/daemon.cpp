@@ -283,7 +283,9 @@ class Daemon::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb, publi
   };
   std::array<Ahead, ConsumerBatch::kMaxMessages> ahead_{};
   void Prefetch(size_t i, size_t n, Processor::PrefetchStage stage) const {
-    if (i < n && ahead_[i].partition != nullptr) ahead_[i].partition->processor->Prefetch(ahead_[i].customer_hash, stage);
+    if (i < n && ahead_[i].partition != nullptr) {
+      ahead_[i].partition->processor->Prefetch(ahead_[i].customer_hash, stage);
+    }
   }
 
   EventDecoder decoder_;
