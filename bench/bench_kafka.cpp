@@ -1,6 +1,5 @@
 #include "bench_kafka.h"
 
-#include <filesystem>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 #include <sys/resource.h>
@@ -172,8 +171,9 @@ Result<Drain> CountingConsumer(const std::string& bootstrap, const std::string& 
                         {"group.id", group},
                         {"auto.offset.reset", "earliest"},
                         {"enable.auto.commit", "false"},
-                        // The same fetch queue the daemon configures.
-                        {"queued.min.messages", "1000000"}},
+                        // The same fetch queue and fetch size the daemon configures.
+                        {"queued.min.messages", "1000000"},
+                        {"fetch.max.bytes", "4194304"}},
                        &err);
   if (!conf || conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(&timer), err) != RdKafka::Conf::CONF_OK) {
     return Status::InvalidArgument("ceiling consumer: " + err);
@@ -382,6 +382,13 @@ Result<KafkaThroughput> MeasureKafkaThroughput(const KafkaThroughputOptions& o) 
   }
   KafkaThroughput result;
   result.events = lines->size();
+  // The same events as a file, for the replay that the bound is made of.
+  result.prefix_path = o.scratch_dir + "/kafka-prefix.jsonl";
+  {
+    std::ofstream out(result.prefix_path, std::ios::binary | std::ios::trunc);
+    for (const std::string& line : *lines) out << line << '\n';
+    if (!out.flush()) return Status::IoError("cannot write " + result.prefix_path);
+  }
   for (int run = 0; run < o.runs; ++run) {
     auto ceiling = CountingConsumer(bootstrap, "bench-ceiling-" + std::to_string(run), result.events);
     if (!ceiling.ok()) return ceiling.status();

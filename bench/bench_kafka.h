@@ -43,6 +43,7 @@ struct KafkaThroughputOptions {
 
 struct KafkaThroughput {
   uint64_t events = 0;   // messages in the topic
+  std::string prefix_path;  // those messages as JSON lines, in topic order (below scratch_dir)
   uint64_t actions = 0;  // delivered by the daemon (last run)
   double daemon_events_per_s = 0;
   double ceiling_events_per_s = 0;

@@ -644,6 +644,27 @@ int Main(int argc, char** argv) {
                           "% of it in the same run (median of the runs: " + per_run + "; best over best " +
                           Fixed(100.0 * r->daemon_events_per_s / r->ceiling_events_per_s, 0) + "%); " +
                           cpu(r->ceiling_cpu_seconds, r->ceiling_events_per_s)});
+      // What two cores allow before any of the daemon's own work: every event
+      // consumed (the ceiling's CPU, mock broker included) and processed as
+      // a replay of the same events processes it (one core, state into a
+      // fresh RocksDB directory); no changelog, outbox or Kafka sink.
+      const Dataset prefix{base->preset, r->prefix_path, r->events};
+      auto replay = Replay(args, prefix, relationship, true, {}, "kafka-prefix", o.runs);
+      if (!replay.ok()) {
+        fail("replay of the kafka prefix", replay.status());
+      } else {
+        const double events = static_cast<double>(r->events);
+        const double cores = std::max(1u, std::thread::hardware_concurrency());
+        const double consume_us = r->ceiling_cpu_seconds * 1e6 / events;
+        const double replay_us = replay->cpu_seconds * 1e6 / events;
+        const double bound = cores * 1e6 / (consume_us + replay_us);
+        rows.push_back({"b. bound: consume + replay work on " + Fixed(cores, 0) + " cores", data, Rate(bound),
+                        "(ceiling cpu " + Fixed(consume_us, 2) + " + rapport replay cpu " + Fixed(replay_us, 2) +
+                            " us/event, best of " + std::to_string(o.runs) + " on one core) spread over every core: " +
+                            Fixed(100.0 * bound / r->ceiling_events_per_s, 0) +
+                            "% of the ceiling; rapport run reaches " +
+                            Fixed(100.0 * r->daemon_events_per_s / bound, 0) + "% of this bound"});
+      }
       rows.push_back({"b. restore from the changelog", data,
                       Grouped(static_cast<double>(r->restore_records) / r->restore_seconds) + " records/s",
                       "a fresh instance takes all " + std::to_string(o.partitions) +
