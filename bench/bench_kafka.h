@@ -47,9 +47,14 @@ struct KafkaThroughput {
   uint64_t actions = 0;  // delivered by the daemon (last run)
   double daemon_events_per_s = 0;
   double ceiling_events_per_s = 0;
-  // Each run's daemon rate over its own ceiling's, in run order: the two
-  // bests above may come from different runs, and the ceiling moves most.
-  std::vector<double> run_ratios;
+  // Each run's figures, in run order: the two bests above may come from
+  // different runs, and the ceiling moves most.
+  struct Run {
+    double ceiling_events_per_s = 0;
+    double ceiling_cpu_seconds = 0;
+    double daemon_events_per_s = 0;
+  };
+  std::vector<Run> runs;
   // CPU seconds of the whole process (every thread, the in-process mock
   // broker's included) over each best run's timed span.
   double daemon_cpu_seconds = 0;

@@ -634,20 +634,28 @@ int Main(int argc, char** argv) {
                           cpu(r->daemon_cpu_seconds, r->daemon_events_per_s)});
       // The goal compares the two in the same run; the ceiling varies most
       // between runs, so the runs' ratios are summed up by their median.
-      std::string per_run;
-      for (double ratio : r->run_ratios) per_run += (per_run.empty() ? "" : ", ") + Fixed(100.0 * ratio, 0) + "%";
-      std::vector<double> ratios = r->run_ratios;
-      std::sort(ratios.begin(), ratios.end());
-      const double median = ratios.empty() ? 0 : ratios[(ratios.size() - 1) / 2];  // the lower middle of an even count
+      auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v.empty() ? 0.0 : v[(v.size() - 1) / 2];  // the lower middle of an even count
+      };
+      auto percents = [](const std::vector<double>& v) {
+        std::string text;
+        for (double x : v) text += (text.empty() ? "" : ", ") + Fixed(100.0 * x, 0) + "%";
+        return text;
+      };
+      std::vector<double> ratios;
+      for (const auto& run : r->runs) ratios.push_back(run.daemon_events_per_s / run.ceiling_events_per_s);
       rows.push_back({"b. bare librdkafka consumer (ceiling)", data, Rate(r->ceiling_events_per_s),
-                      "counts messages only; rapport run reaches " + Fixed(100.0 * median, 0) +
-                          "% of it in the same run (median of the runs: " + per_run + "; best over best " +
+                      "counts messages only; rapport run reaches " + Fixed(100.0 * median(ratios), 0) +
+                          "% of it in the same run (median of the runs: " + percents(ratios) + "; best over best " +
                           Fixed(100.0 * r->daemon_events_per_s / r->ceiling_events_per_s, 0) + "%); " +
                           cpu(r->ceiling_cpu_seconds, r->ceiling_events_per_s)});
-      // What two cores allow before any of the daemon's own work: every event
-      // consumed (the ceiling's CPU, mock broker included) and processed as
-      // a replay of the same events processes it (one core, state into a
-      // fresh RocksDB directory); no changelog, outbox or Kafka sink.
+      // What the machine's cores allow before any of the daemon's own work:
+      // each event consumed (the ceiling's CPU in the same run, mock broker
+      // included) and processed as the fastest path processes it, a replay
+      // of the same events on one core into a fresh state directory. It
+      // leaves out the changelog, the memtable writes, the outbox and the
+      // Kafka sink, which the daemon's exactly-once contract needs.
       const Dataset prefix{base->preset, r->prefix_path, r->events};
       auto replay = Replay(args, prefix, relationship, true, {}, "kafka-prefix", o.runs);
       if (!replay.ok()) {
@@ -655,15 +663,23 @@ int Main(int argc, char** argv) {
       } else {
         const double events = static_cast<double>(r->events);
         const double cores = std::max(1u, std::thread::hardware_concurrency());
-        const double consume_us = r->ceiling_cpu_seconds * 1e6 / events;
         const double replay_us = replay->cpu_seconds * 1e6 / events;
-        const double bound = cores * 1e6 / (consume_us + replay_us);
-        rows.push_back({"b. bound: consume + replay work on " + Fixed(cores, 0) + " cores", data, Rate(bound),
-                        "(ceiling cpu " + Fixed(consume_us, 2) + " + rapport replay cpu " + Fixed(replay_us, 2) +
-                            " us/event, best of " + std::to_string(o.runs) + " on one core) spread over every core: " +
-                            Fixed(100.0 * bound / r->ceiling_events_per_s, 0) +
-                            "% of the ceiling; rapport run reaches " +
-                            Fixed(100.0 * r->daemon_events_per_s / bound, 0) + "% of this bound"});
+        std::vector<double> of_ceiling, reached;
+        double best_bound = 0;
+        for (const auto& run : r->runs) {
+          const double bound = cores * 1e6 / (run.ceiling_cpu_seconds * 1e6 / events + replay_us);
+          of_ceiling.push_back(bound / run.ceiling_events_per_s);
+          reached.push_back(run.daemon_events_per_s / bound);
+          best_bound = std::max(best_bound, bound);
+        }
+        rows.push_back(
+            {"b. bound: consume + replay work, " + Fixed(cores, 0) + " cores", data, Rate(best_bound),
+             "each event's ceiling cpu (" + Fixed(r->ceiling_cpu_seconds * 1e6 / events, 2) +
+                 " us in the best run) plus a one-core rapport replay's of the same events (" + Fixed(replay_us, 2) +
+                 " us, best of " + std::to_string(o.runs) + "), spread over every core: " +
+                 Fixed(100.0 * median(of_ceiling), 0) + "% of the same run's ceiling (median of the runs: " +
+                 percents(of_ceiling) + "); rapport run reaches " + Fixed(100.0 * median(reached), 0) + "% of it (" +
+                 percents(reached) + ")"});
       }
       rows.push_back({"b. restore from the changelog", data,
                       Grouped(static_cast<double>(r->restore_records) / r->restore_seconds) + " records/s",
