@@ -2,6 +2,8 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -359,6 +361,156 @@ Result<DaemonRun> RunDaemonOverTopic(const std::string& bootstrap, const std::st
   return r;
 }
 
+struct ChangelogRecord {
+  int32_t partition = 0;
+  std::string key;
+  std::string value;  // empty: a tombstone
+  std::string position;
+};
+
+// Every record of `topic`, read from the start to `ends` (not timed).
+Result<std::vector<ChangelogRecord>> ReadTopic(const std::string& bootstrap, const std::string& topic,
+                                               const std::map<int32_t, int64_t>& ends) {
+  std::string err;
+  auto conf = MakeConf(
+      {{"bootstrap.servers", bootstrap}, {"enable.auto.commit", "false"}, {"group.id", topic + "-reader"}}, &err);
+  if (!conf) return Status::InvalidArgument("changelog reader: " + err);
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), err));
+  if (!consumer) return Status::InvalidArgument("changelog reader: " + err);
+  std::vector<RdKafka::TopicPartition*> parts;
+  uint64_t expected = 0;
+  for (const auto& [p, end] : ends) {
+    parts.push_back(RdKafka::TopicPartition::create(topic, p, RdKafka::Topic::OFFSET_BEGINNING));
+    expected += static_cast<uint64_t>(end);
+  }
+  RdKafka::ErrorCode assigned = consumer->assign(parts);
+  for (auto* tp : parts) delete tp;
+  if (assigned != RdKafka::ERR_NO_ERROR) return Status::IoError("changelog reader: assign");
+  std::vector<ChangelogRecord> records;
+  records.reserve(expected);
+  const auto give_up = Clock::now() + std::chrono::seconds(120);
+  while (records.size() < expected && Clock::now() < give_up) {
+    std::unique_ptr<RdKafka::Message> m(consumer->consume(100));
+    if (m->err() != RdKafka::ERR_NO_ERROR) continue;
+    ChangelogRecord r;
+    r.partition = m->partition();
+    if (m->key()) r.key = *m->key();
+    if (m->payload() != nullptr) r.value.assign(static_cast<const char*>(m->payload()), m->len());
+    if (RdKafka::Headers* h = m->headers()) {
+      for (const auto& header : h->get_all()) {
+        if (header.value() != nullptr) r.position.assign(static_cast<const char*>(header.value()), header.value_size());
+      }
+    }
+    records.push_back(std::move(r));
+  }
+  consumer->close();
+  if (records.size() < expected) {
+    return Status::IoError("read " + std::to_string(records.size()) + " of " + std::to_string(expected) +
+                           " records of " + topic);
+  }
+  return records;
+}
+
+// The writes the daemon's contract asks of it, without the daemon: the
+// records of one run's changelog (every profile it changed, every outbox
+// put and delete, as they were), in `groups` commit groups, written to a
+// fresh RocksDB directory (a WriteBatch a group, in key order, write-ahead
+// log on, no fsync, as the Kafka daemon writes; one column family, LZ4,
+// RocksDB's defaults otherwise) and produced to a topic of their
+// own with the changelog's producer settings (idempotent, acks=all,
+// linger.ms=2, a position header, every group's records acknowledged
+// before the next). CPU of the whole process, mock broker included.
+Result<ContractWrites> MeasureContractWrites(connectors::EmbeddedBroker& broker, const std::string& bootstrap,
+                                             const std::string& changelog, int partitions, uint64_t groups,
+                                             const std::string& scratch_dir) {
+  std::map<int32_t, int64_t> ends;
+  {
+    auto producer = MakeProducer(bootstrap, "0");
+    if (!producer.ok()) return producer.status();
+    auto e = EndOffsets(**producer, changelog, partitions, true);
+    if (!e.ok()) return e.status();
+    ends = *e;
+  }
+  auto records = ReadTopic(bootstrap, changelog, ends);
+  if (!records.ok()) return records.status();
+  groups = std::max<uint64_t>(groups, 1);
+  const size_t per_group = (records->size() + groups - 1) / groups;
+  ContractWrites result;
+  result.records = records->size();
+
+  const std::string db_dir = scratch_dir + "/contract-writes-db";
+  std::filesystem::remove_all(db_dir);
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    options.compression = rocksdb::kLZ4Compression;
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Status opened = rocksdb::DB::Open(options, db_dir, &raw);
+    if (!opened.ok()) return Status::IoError("contract writes: " + opened.ToString());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::vector<const ChangelogRecord*> order;
+    const double cpu = ProcessCpuSeconds();
+    for (size_t first = 0; first < records->size(); first += per_group) {
+      const size_t last = std::min(records->size(), first + per_group);
+      order.clear();
+      for (size_t i = first; i < last; ++i) order.push_back(&(*records)[i]);
+      std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) { return a->key < b->key; });
+      rocksdb::WriteBatch batch;
+      for (const ChangelogRecord* r : order) {
+        rocksdb::Status s = r->value.empty() ? batch.Delete(r->key) : batch.Put(r->key, r->value);
+        if (!s.ok()) return Status::IoError("contract writes: " + s.ToString());
+      }
+      rocksdb::Status written = db->Write(rocksdb::WriteOptions(), &batch);
+      if (!written.ok()) return Status::IoError("contract writes: " + written.ToString());
+    }
+    result.rocksdb_cpu_seconds = ProcessCpuSeconds() - cpu;
+  }
+  std::filesystem::remove_all(db_dir);
+
+  const std::string topic = "bench-contract-writes";
+  if (Status s = broker.CreateTopic(topic, partitions); !s.ok()) return s;
+  std::string err;
+  auto conf = MakeConf({{"bootstrap.servers", bootstrap},
+                        {"enable.idempotence", "true"},
+                        {"acks", "all"},
+                        {"linger.ms", "2"},
+                        {"queue.buffering.max.messages", "2000000"},
+                        {"queue.buffering.max.kbytes", "1048576"}},
+                       &err);
+  if (!conf) return Status::InvalidArgument("contract writes producer: " + err);
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), err));
+  if (!producer) return Status::InvalidArgument("contract writes producer: " + err);
+  std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> handle(
+      rd_kafka_topic_new(producer->c_ptr(), topic.c_str(), nullptr), &rd_kafka_topic_destroy);
+  // The connection and the idempotent producer's id come first, as for the
+  // daemon's changelog, which is up before the daemon's first event.
+  if (producer->flush(10000) != RdKafka::ERR_NO_ERROR) return Status::IoError("contract writes: flush");
+  const double cpu = ProcessCpuSeconds();
+  for (size_t first = 0; first < records->size(); first += per_group) {
+    const size_t last = std::min(records->size(), first + per_group);
+    for (size_t i = first; i < last; ++i) {
+      const ChangelogRecord& r = (*records)[i];
+      for (;;) {
+        rd_kafka_headers_t* headers = rd_kafka_headers_new(1);
+        rd_kafka_header_add(headers, "rapport.position", -1, r.position.data(), r.position.size());
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            producer->c_ptr(), RD_KAFKA_V_RKT(handle.get()), RD_KAFKA_V_PARTITION(r.partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE(r.value.empty() ? nullptr : const_cast<char*>(r.value.data()), r.value.size()),
+            RD_KAFKA_V_KEY(r.key.data(), r.key.size()), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+        rd_kafka_headers_destroy(headers);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+          return Status::IoError(std::string("contract writes: ") + rd_kafka_err2str(e));
+        producer->poll(5);
+      }
+    }
+    if (producer->flush(60000) != RdKafka::ERR_NO_ERROR) return Status::IoError("contract writes: flush");
+  }
+  result.changelog_cpu_seconds = ProcessCpuSeconds() - cpu;
+  return result;
+}
+
 }  // namespace
 
 Result<KafkaThroughput> MeasureKafkaThroughput(const KafkaThroughputOptions& o) {
@@ -409,6 +561,7 @@ Result<KafkaThroughput> MeasureKafkaThroughput(const KafkaThroughputOptions& o) 
       result.daemon_cpu_seconds = daemon->cpu_seconds;
     }
     result.actions = daemon->delivered;
+    result.last_run_commits = daemon->commits;
     result.runs.push_back({ceiling->events_per_s, ceiling->cpu_seconds, daemon->events_per_s});
     std::fprintf(stderr,
                  "  kafka run %d: ceiling %.0f events/s (cpu %.2f s), rapport run %.0f events/s (cpu %.2f s, %llu "
@@ -416,11 +569,15 @@ Result<KafkaThroughput> MeasureKafkaThroughput(const KafkaThroughputOptions& o) 
                  run + 1, ceiling->events_per_s, ceiling->cpu_seconds, daemon->events_per_s, daemon->cpu_seconds,
                  static_cast<unsigned long long>(daemon->commits));
   }
+  auto writes = MeasureContractWrites(**broker, bootstrap, "rapport-bench-" + std::to_string(o.runs - 1) + "-changelog",
+                                      o.partitions, result.last_run_commits, o.scratch_dir);
+  if (!writes.ok()) return writes.status();
+  result.contract_writes = *writes;
   // A new instance of the first run's application takes every partition
   // over: it restores them from the changelog and has nothing left to read.
   std::filesystem::remove_all(o.scratch_dir + "/kafka-takeover-state");
-  auto takeover = RunDaemonOverTopic(bootstrap, o.rules_dir, o.scratch_dir + "/kafka-takeover-state",
-                                     "rapport-bench-0", ends, 0);
+  auto takeover =
+      RunDaemonOverTopic(bootstrap, o.rules_dir, o.scratch_dir + "/kafka-takeover-state", "rapport-bench-0", ends, 0);
   if (!takeover.ok()) return takeover.status();
   result.restore_records = takeover->restored_records;
   result.restore_seconds = takeover->restore_seconds;
@@ -564,7 +721,8 @@ Result<LatencyResult> MeasureLatency(const LatencyOptions& o) {
   std::thread reader([&] {
     std::string err;
     auto conf = MakeConf(
-        {{"bootstrap.servers", bootstrap}, {"group.id", "bench-latency-reader"}, {"fetch.wait.max.ms", kFetchWaitMs}}, &err);
+        {{"bootstrap.servers", bootstrap}, {"group.id", "bench-latency-reader"}, {"fetch.wait.max.ms", kFetchWaitMs}},
+        &err);
     std::unique_ptr<RdKafka::KafkaConsumer> consumer(conf ? RdKafka::KafkaConsumer::create(conf.get(), err) : nullptr);
     if (!consumer) {
       reader_error = "action reader: " + err;

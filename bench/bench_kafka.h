@@ -41,10 +41,18 @@ struct KafkaThroughputOptions {
   int runs = 3;
 };
 
+// The changelog records of the last run written again without the daemon:
+// what the writes alone cost (see MeasureContractWrites in bench_kafka.cpp).
+struct ContractWrites {
+  uint64_t records = 0;
+  double rocksdb_cpu_seconds = 0;
+  double changelog_cpu_seconds = 0;
+};
+
 struct KafkaThroughput {
-  uint64_t events = 0;   // messages in the topic
+  uint64_t events = 0;      // messages in the topic
   std::string prefix_path;  // those messages as JSON lines, in topic order (below scratch_dir)
-  uint64_t actions = 0;  // delivered by the daemon (last run)
+  uint64_t actions = 0;     // delivered by the daemon (last run)
   double daemon_events_per_s = 0;
   double ceiling_events_per_s = 0;
   // Each run's figures, in run order: the two bests above may come from
@@ -61,6 +69,8 @@ struct KafkaThroughput {
   double ceiling_cpu_seconds = 0;
   // A fresh instance taking the first run's partitions over from its
   // changelog: records read, and the seconds the restores took in all.
+  uint64_t last_run_commits = 0;
+  ContractWrites contract_writes;
   uint64_t restore_records = 0;
   double restore_seconds = 0;
 };
