@@ -469,17 +469,10 @@ Result<ContractWrites> MeasureContractWrites(connectors::EmbeddedBroker& broker,
 
   const std::string topic = "bench-contract-writes";
   if (Status s = broker.CreateTopic(topic, partitions); !s.ok()) return s;
-  std::string err;
-  auto conf = MakeConf({{"bootstrap.servers", bootstrap},
-                        {"enable.idempotence", "true"},
-                        {"acks", "all"},
-                        {"linger.ms", "2"},
-                        {"queue.buffering.max.messages", "2000000"},
-                        {"queue.buffering.max.kbytes", "1048576"}},
-                       &err);
-  if (!conf) return Status::InvalidArgument("contract writes producer: " + err);
-  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), err));
-  if (!producer) return Status::InvalidArgument("contract writes producer: " + err);
+  // Idempotent, so acks=all, with the changelog's linger.ms.
+  auto made = MakeProducer(bootstrap, "2");
+  if (!made.ok()) return made.status();
+  std::unique_ptr<RdKafka::Producer> producer = std::move(*made);
   std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> handle(
       rd_kafka_topic_new(producer->c_ptr(), topic.c_str(), nullptr), &rd_kafka_topic_destroy);
   // The connection and the idempotent producer's id come first, as for the
