@@ -493,8 +493,9 @@ Result<ContractWrites> MeasureContractWrites(connectors::EmbeddedBroker& broker,
             RD_KAFKA_V_KEY(r.key.data(), r.key.size()), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
         rd_kafka_headers_destroy(headers);
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
           return Status::IoError(std::string("contract writes: ") + rd_kafka_err2str(e));
+        }
         producer->poll(5);
       }
     }

@@ -67,10 +67,10 @@ struct KafkaThroughput {
   // broker's included) over each best run's timed span.
   double daemon_cpu_seconds = 0;
   double ceiling_cpu_seconds = 0;
+  uint64_t last_run_commits = 0;
+  ContractWrites contract_writes;  // of the last run's changelog, in as many groups as it committed
   // A fresh instance taking the first run's partitions over from its
   // changelog: records read, and the seconds the restores took in all.
-  uint64_t last_run_commits = 0;
-  ContractWrites contract_writes;
   uint64_t restore_records = 0;
   double restore_seconds = 0;
 };
