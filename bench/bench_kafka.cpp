@@ -173,9 +173,8 @@ Result<Drain> CountingConsumer(const std::string& bootstrap, const std::string& 
                         {"group.id", group},
                         {"auto.offset.reset", "earliest"},
                         {"enable.auto.commit", "false"},
-                        // The same fetch queue and fetch size the daemon configures.
-                        {"queued.min.messages", "1000000"},
-                        {"fetch.max.bytes", "4194304"}},
+                        // The same fetch queue the daemon configures.
+                        {"queued.min.messages", "1000000"}},
                        &err);
   if (!conf || conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(&timer), err) != RdKafka::Conf::CONF_OK) {
     return Status::InvalidArgument("ceiling consumer: " + err);

@@ -358,11 +358,6 @@ Status Daemon::Impl::Open() {
     props.emplace("auto.offset.reset", "earliest");
     // 2.0.2 backs the fetcher off for a whole second when its queue is full.
     props.emplace("queued.min.messages", "1000000");
-    // A fetch response is read into memory whole before its messages are
-    // parsed: at the default 50 MiB a backlog's responses are larger than
-    // the caches (and fresh memory the first time), at 4 MiB they are parsed
-    // while still cached, and their buffers are reused.
-    props.emplace("fetch.max.bytes", "4194304");
     props["group.id"] = config_.application_id;
     props["enable.auto.commit"] = "false";
     props["enable.auto.offset.store"] = "false";
